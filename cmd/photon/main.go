@@ -1,0 +1,199 @@
+// Command photon is PhotonCloud: `photon up` runs every service in one
+// process; `photon serve <service>` runs one; `photon version` says which
+// build this is.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/photoncloud/photon/internal/buildinfo"
+	"github.com/photoncloud/photon/internal/flagenv"
+	"github.com/photoncloud/photon/internal/platform"
+	"github.com/photoncloud/photon/services/chainfire"
+)
+
+const usage = `usage: photon <command> [flags]
+
+commands:
+  up                 run every PhotonCloud service in one process
+  serve chainfire    run one ChainFire node (for clusters)
+  version            print the version
+
+Run "photon <command> --help" for its flags. Every flag --some-flag can also be
+set with the environment variable PHOTON_SOME_FLAG.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "up":
+		err = up(args[1:], stdout, stderr)
+	case "serve":
+		if len(args) < 2 || args[1] != "chainfire" {
+			fmt.Fprintln(stderr, "usage: photon serve chainfire [flags]  (services that exist: chainfire)")
+			return 2
+		}
+		err = serveChainFire(args[2:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "photon %s\n", buildinfo.Version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "photon: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "photon: %v\n", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func setupLog(level string, w io.Writer) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
+	return nil
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = flagenv.Usage(fs, synopsis)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := flagenv.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		fmt.Fprintln(fs.Output(), err)
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return errUsage
+	}
+	return nil
+}
+
+func up(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("up", "photon up [flags]", stderr)
+	var cfg platform.Config
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory holding all state")
+	fs.StringVar(&cfg.ChainFire.HTTPAddr, "chainfire-http-addr", "127.0.0.1:8081", "ChainFire REST listen address")
+	fs.StringVar(&cfg.ChainFire.GRPCAddr, "chainfire-grpc-addr", "127.0.0.1:50051", "ChainFire etcd v3 gRPC listen address")
+	fs.StringVar(&cfg.ChainFire.PeerAddr, "chainfire-peer-addr", "127.0.0.1:2380", "ChainFire Raft peer listen address")
+	fs.DurationVar(&cfg.ChainFire.RequestTimeout, "request-timeout", 5*time.Second, "bound on requests that need quorum")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	stack, err := platform.New(cfg)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(stack, func() { stack.PrintEndpoints(stdout) })
+}
+
+func serveChainFire(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve chainfire", "photon serve chainfire [flags]", stderr)
+	var cfg chainfire.Config
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory holding this node's state")
+	fs.Uint64Var(&cfg.NodeID, "node-id", 1, "this node's number; its member name is node-<id>")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8081", "REST listen address")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:50051", "etcd v3 gRPC listen address")
+	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "Raft peer listen address")
+	fs.StringVar(&cfg.AdvertisePeerURL, "advertise-peer-url", "", "peer URL other members use (default http://<peer-addr>)")
+	fs.StringVar(&cfg.AdvertiseClientURL, "advertise-client-url", "", "gRPC URL clients use (default http://<grpc-addr>)")
+	fs.StringVar(&cfg.InitialCluster, "initial-cluster", "", "node-1=http://h1:2380,node-2=… (default: this node alone)")
+	fs.StringVar(&cfg.ClusterState, "initial-cluster-state", "new", "new to bootstrap, existing to join")
+	fs.StringVar(&cfg.ClusterToken, "cluster-token", "photon-chainfire", "token that keeps separate clusters apart")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "bound on requests that need quorum")
+	fs.StringVar(&cfg.LogLevel, "etcd-log-level", "error", "etcd's log level")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	cfg.Version = buildinfo.Version
+	node, err := chainfire.New(cfg)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(node, func() {
+		fmt.Fprintf(stdout, "ChainFire node %d: REST http://%s  etcd gRPC %s  peer %s\n",
+			cfg.NodeID, node.HTTPAddr(), node.GRPCAddr(), node.Config().AdvertisePeerURL)
+	})
+}
+
+// component is what runUntilSignal runs; Err reports a fatal failure after
+// a successful Start.
+type component interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+	Err() <-chan error
+}
+
+// runUntilSignal starts c, then stops it cleanly on SIGINT/SIGTERM, which is
+// a clean exit (0); a component that dies on its own is an error.
+func runUntilSignal(c component, started func()) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return err
+	}
+	started()
+	var runErr error
+	select {
+	case <-ctx.Done():
+		slog.Info("shutting down")
+	case err := <-c.Err():
+		runErr = fmt.Errorf("service failed: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Stop(sctx); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
+}

@@ -1,0 +1,265 @@
+package chainfire
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/photoncloud/photon/internal/apierr"
+	"github.com/photoncloud/photon/internal/rest"
+	"github.com/photoncloud/photon/internal/state"
+)
+
+// Routes are the REST routes of ChainFire, in ServeMux pattern form; the
+// OpenAPI test checks docs/api/openapi/chainfire.yaml against this list.
+var Routes = []string{
+	"GET /health",
+	"GET /metrics",
+	"GET /api/v1/cluster/status",
+	"GET /api/v1/cluster/members",
+	"POST /api/v1/cluster/members",
+	"DELETE /api/v1/cluster/members/{node_id}",
+	"GET /api/v1/kv",
+	"GET /api/v1/kv/{key...}",
+	"POST /api/v1/kv/{key...}",
+	"GET /api/v1/watch",
+}
+
+// handler is the REST transport: decode, call the Service, return.
+type handler struct {
+	svc     *Service
+	timeout time.Duration
+}
+
+// NewHandler returns ChainFire's REST API.
+func NewHandler(svc *Service, cfg Config) http.Handler {
+	h := &handler{svc: svc, timeout: cfg.RequestTimeout}
+	rt := rest.NewRouter("chainfire", nil)
+	rt.SetMaxBody(cfg.MaxBodyBytes)
+	rt.MountHealth("", "chainfire", cfg.Version, map[string]rest.Check{"raft": svc.Healthy})
+	rt.Handle("GET /api/v1/cluster/status", h.status)
+	rt.Handle("GET /api/v1/cluster/members", h.listMembers)
+	rt.Handle("POST /api/v1/cluster/members", h.addMember)
+	rt.Handle("DELETE /api/v1/cluster/members/{node_id}", h.removeMember)
+	rt.Handle("GET /api/v1/kv", h.list)
+	rt.Handle("GET /api/v1/kv/{key...}", h.get)
+	rt.Handle("POST /api/v1/kv/{key...}", h.action)
+	rt.HandleStream("GET /api/v1/watch", h.watch)
+	return rt
+}
+
+func (h *handler) status(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	return h.svc.Status(), nil
+}
+
+func (h *handler) listMembers(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	ms, err := h.svc.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return MemberList{Members: ms}, nil
+}
+
+func (h *handler) addMember(r *http.Request) (any, error) {
+	var req AddMemberRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	res, err := h.svc.AddMember(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return rest.Created(res), nil
+}
+
+func (h *handler) removeMember(r *http.Request) (any, error) {
+	id, err := strconv.ParseUint(r.PathValue("node_id"), 10, 64)
+	if err != nil || id == 0 {
+		return nil, apierr.Validation("node_id", apierr.Format, "node_id must be a positive integer")
+	}
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	return h.svc.RemoveMember(ctx, id)
+}
+
+func (h *handler) list(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "prefix", "limit", "page_token", "consistency")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := rest.Limit(q, DefListLimit, MaxListLimit)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConsistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	return h.svc.List(ctx, q.Get("prefix"), limit, q.Get("page_token"), c)
+}
+
+func (h *handler) get(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "consistency")
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConsistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	return h.svc.Get(ctx, r.PathValue("key"), c)
+}
+
+// action serves POST /api/v1/kv/{key}/put and /delete: a key may hold "/",
+// so the verb is the last path segment.
+func (h *handler) action(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	path := "/" + r.PathValue("key")
+	ctx, cancel := contextWithTimeout(r, h.timeout)
+	defer cancel()
+	switch {
+	case strings.HasSuffix(path, "/put"):
+		var req PutRequest
+		if err := rest.Decode(r, &req); err != nil {
+			return nil, err
+		}
+		return h.svc.Put(ctx, strings.TrimPrefix(strings.TrimSuffix(path, "/put"), "/"), req)
+	case strings.HasSuffix(path, "/delete"):
+		var req DeleteRequest
+		if err := rest.Decode(r, &req); err != nil {
+			return nil, err
+		}
+		return h.svc.Delete(ctx, strings.TrimPrefix(strings.TrimSuffix(path, "/delete"), "/"), req)
+	}
+	return nil, apierr.New(apierr.CodeNotFound, "no route for POST %s: use /api/v1/kv/{key}/put or /api/v1/kv/{key}/delete", r.URL.Path)
+}
+
+// watch streams changes as Server-Sent Events: "event: put|delete", "id:
+// <mod_revision>" (so EventSource's Last-Event-ID resumes without a gap) and
+// a WatchEvent as data. The response starts only once the watch is
+// registered, so a write made after the headers arrive is always seen.
+func (h *handler) watch(w http.ResponseWriter, r *http.Request) error {
+	q, err := rest.Query(r, "prefix", "key", "start_revision")
+	if err != nil {
+		return err
+	}
+	prefix, exact := q.Get("prefix"), false
+	if q.Has("key") {
+		if q.Has("prefix") {
+			return apierr.Validation("key", apierr.Format, "give key or prefix, not both")
+		}
+		prefix, exact = q.Get("key"), true
+	}
+	var from int64
+	if s := q.Get("start_revision"); s != "" {
+		if from, err = strconv.ParseInt(s, 10, 64); err != nil || from < 1 {
+			return apierr.Validation("start_revision", apierr.Range, "start_revision must be a positive integer")
+		}
+	}
+	if last := r.Header.Get("Last-Event-ID"); last != "" && from == 0 {
+		if rev, err := strconv.ParseInt(last, 10, 64); err == nil && rev > 0 {
+			from = rev + 1
+		}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	wch, err := h.svc.Watch(ctx, prefix, exact, from)
+	if err != nil {
+		return err
+	}
+	// The first response only confirms the watch is registered (created
+	// notify): answer the headers only then.
+	select {
+	case resp, ok := <-wch:
+		if !ok {
+			return apierr.New(apierr.CodeUnavailable, "watch closed before it started")
+		}
+		if err := resp.Err(); err != nil {
+			return watchError(err, resp.CompactRevision, from)
+		}
+	case <-ctx.Done():
+		return apierr.New(apierr.CodeUnavailable, "watch cancelled before it started")
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprint(w, ": watching\n\n")
+	_ = rc.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rest.ShuttingDown(r.Context()):
+			return nil
+		case <-keepalive.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return nil
+			}
+			_ = rc.Flush()
+		case resp, ok := <-wch:
+			if !ok {
+				return nil
+			}
+			if err := resp.Err(); err != nil {
+				e := apierr.As(watchError(err, resp.CompactRevision, from))
+				b, _ := json.Marshal(rest.ErrorBody{Code: e.Code, Message: e.Message, Details: e.Details})
+				_, _ = fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+				_ = rc.Flush()
+				return nil
+			}
+			for _, ev := range resp.Events {
+				we := WatchEvent{Type: "put", Key: string(ev.Kv.Key), Value: string(ev.Kv.Value),
+					CreateRevision: ev.Kv.CreateRevision, ModRevision: ev.Kv.ModRevision, Version: ev.Kv.Version}
+				if ev.Type == clientv3.EventTypeDelete {
+					we = WatchEvent{Type: "delete", Key: string(ev.Kv.Key), ModRevision: ev.Kv.ModRevision}
+				}
+				b, _ := json.Marshal(we)
+				if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", we.ModRevision, we.Type, b); err != nil {
+					return nil
+				}
+			}
+			_ = rc.Flush()
+		}
+	}
+}
+
+// watchError types a watch failure; a compacted start revision is a
+// precondition the client can fix by starting later.
+func watchError(err error, compactRevision, from int64) error {
+	if compactRevision != 0 {
+		return &apierr.Error{Code: apierr.CodeFailedPrecondition,
+			Message: fmt.Sprintf("start_revision %d has been compacted; the oldest available is %d", from, compactRevision),
+			Details: map[string]any{"field": "start_revision", "compact_revision": compactRevision}}
+	}
+	return state.FromEtcd(err)
+}
+
+func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
+}

@@ -1,0 +1,167 @@
+package chainfire
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+
+	"github.com/photoncloud/photon/internal/rest"
+)
+
+// Server is one ChainFire node: an embedded etcd member serving the etcd v3
+// gRPC API, and the REST API on top of it. It is a lifecycle component.
+type Server struct {
+	cfg  Config
+	etcd *embed.Etcd
+	cli  *clientv3.Client
+	svc  *Service
+	http *rest.Server
+
+	closeOnce sync.Once
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New returns a node for cfg (Defaults applied).
+func New(cfg Config) (*Server, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg}, nil
+}
+
+// Name names the component.
+func (s *Server) Name() string { return "chainfire" }
+
+// Start launches etcd and the REST API, then waits until the member has
+// joined its cluster (or ctx ends). REST answers (503 where quorum is
+// needed) while it waits, so a node with no quorum is observable.
+func (s *Server) Start(ctx context.Context) error {
+	ec, err := s.embedConfig()
+	if err != nil {
+		return err
+	}
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return fmt.Errorf("start etcd: %w", err)
+	}
+	s.etcd = e
+	s.cli = v3client.New(e.Server)
+	s.svc = NewService(s.cli, e.Server, s.cfg)
+	s.http = rest.NewServer("chainfire", s.cfg.HTTPAddr, NewHandler(s.svc, s.cfg))
+	if err := s.http.Start(ctx); err != nil {
+		s.closeEtcd()
+		return err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		_ = s.http.Stop(context.Background())
+		s.closeEtcd()
+		return fmt.Errorf("etcd: %w", err)
+	case <-ctx.Done():
+		_ = s.http.Stop(context.Background())
+		s.closeEtcd()
+		return ctx.Err()
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.svc.promoteLearners(bg, time.Second)
+	}()
+	return nil
+}
+
+// Stop drains the REST API, then stops etcd, which hands leadership to
+// another member first when there is one.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	err := s.http.Stop(ctx)
+	s.closeEtcd()
+	return err
+}
+
+// closeEtcd closes etcd once: embed.Etcd.Close panics on a second call.
+func (s *Server) closeEtcd() {
+	s.closeOnce.Do(func() {
+		if s.cli != nil {
+			_ = s.cli.Close()
+		}
+		s.etcd.Close()
+	})
+}
+
+// Client is an in-process etcd client of this node, for the services that
+// keep their state in ChainFire.
+func (s *Server) Client() *clientv3.Client { return s.cli }
+
+// Service is the node's domain API.
+func (s *Server) Service() *Service { return s.svc }
+
+// HTTPAddr is where REST listens.
+func (s *Server) HTTPAddr() string { return s.http.Addr() }
+
+// GRPCAddr is where the etcd v3 API listens.
+func (s *Server) GRPCAddr() string { return s.cfg.GRPCAddr }
+
+// Config is the node's effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Err reports a fatal etcd error (e.g. this member was removed).
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+func (s *Server) embedConfig() (*embed.Config, error) {
+	c := s.cfg
+	ec := embed.NewConfig()
+	ec.Name = MemberName(c.NodeID)
+	ec.Dir = filepath.Join(c.DataDir, "chainfire")
+	urls := func(raw string) ([]url.URL, error) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []url.URL{*u}, nil
+	}
+	var err error
+	if ec.ListenClientUrls, err = urls("http://" + c.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if ec.AdvertiseClientUrls, err = urls(c.AdvertiseClientURL); err != nil {
+		return nil, err
+	}
+	if ec.ListenPeerUrls, err = urls("http://" + c.PeerAddr); err != nil {
+		return nil, err
+	}
+	if ec.AdvertisePeerUrls, err = urls(c.AdvertisePeerURL); err != nil {
+		return nil, err
+	}
+	ec.InitialCluster = c.InitialCluster
+	ec.ClusterState = c.ClusterState
+	ec.InitialClusterToken = c.ClusterToken
+	ec.LogLevel = c.LogLevel
+	ec.LogOutputs = []string{"stderr"}
+	// Bodies up to MaxBodyBytes must fit in one Raft proposal.
+	if need := uint(c.MaxBodyBytes) + 64*1024; ec.MaxRequestBytes < need {
+		ec.MaxRequestBytes = need
+	}
+	// Keep history bounded: compact revisions older than an hour.
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = "1h"
+	if err := ec.Validate(); err != nil {
+		return nil, fmt.Errorf("etcd config: %w", err)
+	}
+	return ec, nil
+}
