@@ -143,12 +143,15 @@ func ListRaw(ctx context.Context, cli *clientv3.Client, prefix string, limit int
 }
 
 func listRange(ctx context.Context, cli *clientv3.Client, prefix, start string, limit int, opts ...clientv3.OpOption) ([]KeyValue, string, int64, error) {
-	if start == "" {
-		start = prefix
-	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	if prefix == "" {
 		end = "\x00" // etcd: from start to the end of the keyspace
+	}
+	if start == "" {
+		start = prefix
+		if start == "" {
+			start = "\x00" // etcd rejects an empty key
+		}
 	}
 	opts = append(opts, clientv3.WithRange(end), clientv3.WithLimit(int64(limit)),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photoncloud/photon/internal/apierr"
@@ -42,7 +43,9 @@ func NewHandler(svc *Service, cfg Config) http.Handler {
 	h := &handler{svc: svc, timeout: cfg.RequestTimeout}
 	rt := rest.NewRouter("chainfire", nil)
 	rt.SetMaxBody(cfg.MaxBodyBytes)
-	rt.MountHealth("", "chainfire", cfg.Version, map[string]rest.Check{"raft": svc.Healthy})
+	// etcd registers its own metrics (etcd_server_*, etcd_disk_*) with the
+	// default registry: expose them beside ours.
+	rt.MountHealth("", "chainfire", cfg.Version, map[string]rest.Check{"raft": svc.Healthy}, prometheus.DefaultGatherer)
 	rt.Handle("GET /api/v1/cluster/status", h.status)
 	rt.Handle("GET /api/v1/cluster/members", h.listMembers)
 	rt.Handle("POST /api/v1/cluster/members", h.addMember)
