@@ -17,25 +17,41 @@ import (
 	"github.com/photoncloud/photon/internal/state"
 )
 
-// Routes are the REST routes of ChainFire, in ServeMux pattern form; the
-// OpenAPI test checks docs/api/openapi/chainfire.yaml against this list.
-var Routes = []string{
-	"GET /health",
-	"GET /metrics",
-	"GET /api/v1/cluster/status",
-	"GET /api/v1/cluster/members",
-	"POST /api/v1/cluster/members",
-	"DELETE /api/v1/cluster/members/{node_id}",
-	"GET /api/v1/kv",
-	"GET /api/v1/kv/{key...}",
-	"POST /api/v1/kv/{key...}",
-	"GET /api/v1/watch",
-}
-
 // handler is the REST transport: decode, call the Service, return.
 type handler struct {
 	svc     *Service
 	timeout time.Duration
+}
+
+// route is one REST route: a ServeMux pattern and what serves it.
+type route struct {
+	pattern string
+	serve   rest.Handler
+	stream  rest.StreamHandler
+}
+
+func (h *handler) routes() []route {
+	return []route{
+		{pattern: "GET /api/v1/cluster/status", serve: h.status},
+		{pattern: "GET /api/v1/cluster/members", serve: h.listMembers},
+		{pattern: "POST /api/v1/cluster/members", serve: h.addMember},
+		{pattern: "DELETE /api/v1/cluster/members/{node_id}", serve: h.removeMember},
+		{pattern: "GET /api/v1/kv", serve: h.list},
+		{pattern: "GET /api/v1/kv/{key...}", serve: h.get},
+		// A key may hold "/", so the verb (put, delete) is the last segment.
+		{pattern: "POST /api/v1/kv/{key...}", serve: h.action},
+		{pattern: "GET /api/v1/watch", stream: h.watch},
+	}
+}
+
+// Routes lists every REST route of ChainFire as ServeMux patterns; the
+// OpenAPI test checks docs/api/openapi/chainfire.yaml against it.
+func Routes() []string {
+	out := []string{"GET /health", "GET /metrics"}
+	for _, r := range (&handler{}).routes() {
+		out = append(out, r.pattern)
+	}
+	return out
 }
 
 // NewHandler returns ChainFire's REST API.
@@ -46,14 +62,13 @@ func NewHandler(svc *Service, cfg Config) http.Handler {
 	// etcd registers its own metrics (etcd_server_*, etcd_disk_*) with the
 	// default registry: expose them beside ours.
 	rt.MountHealth("", "chainfire", cfg.Version, map[string]rest.Check{"raft": svc.Healthy}, prometheus.DefaultGatherer)
-	rt.Handle("GET /api/v1/cluster/status", h.status)
-	rt.Handle("GET /api/v1/cluster/members", h.listMembers)
-	rt.Handle("POST /api/v1/cluster/members", h.addMember)
-	rt.Handle("DELETE /api/v1/cluster/members/{node_id}", h.removeMember)
-	rt.Handle("GET /api/v1/kv", h.list)
-	rt.Handle("GET /api/v1/kv/{key...}", h.get)
-	rt.Handle("POST /api/v1/kv/{key...}", h.action)
-	rt.HandleStream("GET /api/v1/watch", h.watch)
+	for _, r := range h.routes() {
+		if r.stream != nil {
+			rt.HandleStream(r.pattern, r.stream)
+		} else {
+			rt.Handle(r.pattern, r.serve)
+		}
+	}
 	return rt
 }
 
@@ -133,8 +148,7 @@ func (h *handler) get(r *http.Request) (any, error) {
 	return h.svc.Get(ctx, r.PathValue("key"), c)
 }
 
-// action serves POST /api/v1/kv/{key}/put and /delete: a key may hold "/",
-// so the verb is the last path segment.
+// action serves POST /api/v1/kv/{key}/put and /api/v1/kv/{key}/delete.
 func (h *handler) action(r *http.Request) (any, error) {
 	if _, err := rest.Query(r); err != nil {
 		return nil, err

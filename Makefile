@@ -1,0 +1,45 @@
+# PhotonCloud. `make up` runs the platform; `make test` runs every test.
+GO      ?= go
+BIN     := bin/photon
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/photoncloud/photon/internal/buildinfo.Version=$(VERSION)
+
+.PHONY: build up test check unit e2e bench fuzz clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/photon
+
+## up: build and run every service in one process (state in ./data)
+up: build
+	./$(BIN) up
+
+## test: install what the tests need, check formatting and vet, run all tests
+test: check
+	./scripts/install-deps.sh
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## unit: everything but the black-box tests against the binary
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+## e2e: the black-box tests against the built binary
+e2e:
+	./scripts/install-deps.sh
+	$(GO) test -count=1 -timeout 20m ./test/e2e/...
+
+## bench: ChainFire against stock etcd (results: bench/RESULTS.md)
+bench:
+	./scripts/install-deps.sh --bench
+	$(GO) run ./bench/chainfire
+
+## fuzz: run each fuzz target for a while
+fuzz:
+	$(GO) test ./internal/rest -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./internal/state -run '^$$' -fuzz FuzzDecodePageToken -fuzztime 30s
+
+clean:
+	rm -rf bin
