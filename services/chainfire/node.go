@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,6 +26,7 @@ type Server struct {
 	http *rest.Server
 
 	closeOnce sync.Once
+	stopping  atomic.Bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -97,6 +99,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // closeEtcd closes etcd once: embed.Etcd.Close panics on a second call.
 func (s *Server) closeEtcd() {
 	s.closeOnce.Do(func() {
+		s.stopping.Store(true)
 		if s.cli != nil {
 			_ = s.cli.Close()
 		}
@@ -152,7 +155,11 @@ func (s *Server) embedConfig() (*embed.Config, error) {
 	ec.ClusterState = c.ClusterState
 	ec.InitialClusterToken = c.ClusterToken
 	ec.LogLevel = c.LogLevel
-	ec.LogOutputs = []string{"stderr"}
+	lg, err := etcdLogger(c.LogLevel, &s.stopping)
+	if err != nil {
+		return nil, fmt.Errorf("--etcd-log-level %q: %w", c.LogLevel, err)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	// Bodies up to MaxBodyBytes must fit in one Raft proposal.
 	if need := uint(c.MaxBodyBytes) + 64*1024; ec.MaxRequestBytes < need {
 		ec.MaxRequestBytes = need
