@@ -4,7 +4,9 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -60,7 +62,8 @@ func WriteData(w http.ResponseWriter, r *http.Request, status int, data any) {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	e := apierr.As(err)
 	status := apierr.HTTPStatus(e.Code)
-	if status >= 500 {
+	// A request its client abandoned is not a server fault worth an ERROR.
+	if status >= 500 && !errors.Is(err, context.Canceled) {
 		slog.Default().ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
 			"request_id", RequestID(r.Context()), "code", e.Code, "err", err)
 	}

@@ -40,6 +40,20 @@ func FromEtcd(err error) error {
 	case errors.Is(err, context.Canceled):
 		return apierr.Wrap(apierr.CodeUnavailable, err, "request cancelled")
 	}
+	// The etcd client turns gRPC statuses into its own EtcdError, whose code
+	// says whether the cluster just cannot answer now ("unhealthy cluster"
+	// right after start, "leader changed" during an election, …).
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		switch {
+		case ee.Code() == codes.Unavailable, ee.Code() == codes.DeadlineExceeded,
+			// too many requests, or the space quota: back off and retry
+			ee.Code() == codes.ResourceExhausted,
+			// a learner or a follower that cannot serve this request now
+			ee == rpctypes.ErrNotLeader, ee == rpctypes.Error(rpctypes.ErrGRPCNotSupportedForLearner):
+			return apierr.Wrap(apierr.CodeUnavailable, err, "the cluster cannot serve this now (%s); retry", ee.Error())
+		}
+	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {
 		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:

@@ -120,21 +120,30 @@ var (
 )
 
 // PhotonBinary builds cmd/photon once per test process and returns its path.
+// The binary lives at one fixed place under the temp dir (replaced
+// atomically), so repeated runs do not pile up copies.
 func PhotonBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "photon-bin-")
+		dir := filepath.Join(os.TempDir(), "photon-test-bin")
+		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
+			return
+		}
+		tmp, err := os.CreateTemp(dir, "photon-*.tmp")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		buildPath = filepath.Join(dir, "photon")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/photon")
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/photon")
 		cmd.Dir = RepoRoot(t)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
+		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
+			return
 		}
+		buildPath = filepath.Join(dir, "photon")
+		buildErr = os.Rename(tmp.Name(), buildPath)
 	})
 	if buildErr != nil {
 		t.Fatalf("build photon: %v", buildErr)

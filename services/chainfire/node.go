@@ -2,6 +2,7 @@ package chainfire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -27,8 +28,11 @@ type Server struct {
 
 	closeOnce sync.Once
 	stopping  atomic.Bool
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// errc reports that the member stopped without Stop being called (it
+	// was removed from the cluster, or etcd failed).
+	errc   chan error
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New returns a node for cfg (Defaults applied).
@@ -76,12 +80,33 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.errc = make(chan error, 1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.svc.promoteLearners(bg, time.Second)
 	}()
+	go func() {
+		defer s.wg.Done()
+		s.watchMember(bg)
+	}()
 	return nil
+}
+
+// watchMember reports on Err when etcd stops or fails on its own.
+func (s *Server) watchMember(ctx context.Context) {
+	var err error
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.etcd.Server.StopNotify():
+		err = errors.New("the etcd member stopped (removed from the cluster?)")
+	case e := <-s.etcd.Err():
+		err = fmt.Errorf("etcd: %w", e)
+	}
+	if !s.stopping.Load() {
+		s.errc <- err
+	}
 }
 
 // Stop drains the REST API, then stops etcd, which hands leadership to
@@ -91,7 +116,11 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.cancel()
 	}
 	s.wg.Wait()
-	err := s.http.Stop(ctx)
+	// Requests in flight are bounded by the request timeout; do not let a
+	// stuck one hold the shutdown beyond that.
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout+2*time.Second)
+	defer cancel()
+	err := s.http.Stop(hctx)
 	s.closeEtcd()
 	return err
 }
@@ -124,7 +153,7 @@ func (s *Server) GRPCAddr() string { return s.cfg.GRPCAddr }
 func (s *Server) Config() Config { return s.cfg }
 
 // Err reports a fatal etcd error (e.g. this member was removed).
-func (s *Server) Err() <-chan error { return s.etcd.Err() }
+func (s *Server) Err() <-chan error { return s.errc }
 
 func (s *Server) embedConfig() (*embed.Config, error) {
 	c := s.cfg

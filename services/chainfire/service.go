@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -264,10 +265,13 @@ func (s *Service) Status() ClusterStatus {
 		CommitIndex:  s.srv.CommittedIndex(),
 		AppliedIndex: s.srv.AppliedIndex(),
 	}
+	self := s.srv.Cluster().Member(id)
 	switch {
+	case self == nil:
+		st.Role = "removed" // no longer a member of the cluster
 	case st.IsLeader:
 		st.Role = "leader"
-	case s.srv.IsLearner():
+	case self.IsLearner:
 		st.Role = "learner"
 	case lead == 0:
 		st.Role = "candidate"
@@ -329,8 +333,7 @@ func (s *Service) pendingNodeIDs(ctx context.Context) (map[string]uint64, error)
 	}
 	out := map[string]uint64{}
 	for _, kv := range resp.Kvs {
-		var id uint64
-		if _, err := fmt.Sscan(string(kv.Value), &id); err == nil {
+		if id, err := strconv.ParseUint(string(kv.Value), 10, 64); err == nil {
 			out[strings.TrimPrefix(string(kv.Key), memberMetaPrefix)] = id
 		}
 	}
@@ -414,8 +417,10 @@ func (s *Service) RemoveMember(ctx context.Context, nodeID uint64) (Member, erro
 		if m.NodeID != nodeID {
 			continue
 		}
-		var id uint64
-		fmt.Sscanf(m.MemberID, "%x", &id)
+		id, err := strconv.ParseUint(m.MemberID, 16, 64)
+		if err != nil {
+			return Member{}, apierr.Wrap(apierr.CodeInternal, err, "member id %q", m.MemberID)
+		}
 		if _, err := s.cli.MemberRemove(ctx, id); err != nil {
 			if errors.Is(err, rpctypes.ErrGRPCUnhealthy) || errors.Is(err, rpctypes.ErrUnhealthy) {
 				return Member{}, apierr.Wrap(apierr.CodeFailedPrecondition, err, "removing node %d would leave the cluster without quorum", nodeID)
@@ -477,6 +482,14 @@ func (s *Service) promoteLearners(ctx context.Context, every time.Duration) {
 
 // Healthy reports whether this member knows a leader.
 func (s *Service) Healthy(context.Context) error {
+	select {
+	case <-s.srv.StopNotify():
+		return apierr.New(apierr.CodeUnavailable, "the etcd member has stopped")
+	default:
+	}
+	if s.srv.Cluster().Member(s.srv.MemberID()) == nil {
+		return apierr.New(apierr.CodeUnavailable, "this node is no longer a member of the cluster")
+	}
 	if s.srv.Leader() == 0 {
 		return apierr.New(apierr.CodeUnavailable, "no Raft leader")
 	}
