@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/photoncloud/photon/internal/apierr"
@@ -65,10 +67,16 @@ func decodeError(err error) error {
 			return apierr.Wrap(apierr.CodeInvalidJSON, err, "request body must be a JSON object")
 		}
 		return &apierr.Error{Code: apierr.CodeValidation, Err: err,
-			Message: field + " must be of type " + jsonType(typ.Type.Kind().String()),
+			Message: field + " must be of type " + jsonType(typ.Type),
 			Details: map[string]any{"field": field, "constraint": string(apierr.Type)}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		// encoding/json quotes the name with %q: unquote it so a name with
+		// quotes or escapes is reported as the client sent it.
+		quoted := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		field, uerr := strconv.Unquote(quoted)
+		if uerr != nil {
+			field = strings.Trim(quoted, `"`)
+		}
 		return &apierr.Error{Code: apierr.CodeValidation, Err: err,
 			Message: "unknown field " + field,
 			Details: map[string]any{"field": field, "constraint": string(apierr.Unknown)}}
@@ -77,17 +85,27 @@ func decodeError(err error) error {
 	}
 }
 
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
+// jsonType names t's JSON type for messages; integers are "integer" so that
+// 1.5 for a count is not reported as needing "a number".
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.String:
 		return "string"
-	case "bool":
+	case reflect.Bool:
 		return "boolean"
-	case "slice", "array":
+	case reflect.Slice, reflect.Array:
 		return "array"
-	case "map", "struct":
+	case reflect.Map, reflect.Struct:
 		return "object"
-	default:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
 		return "number"
+	default:
+		return "value"
 	}
 }

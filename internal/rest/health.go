@@ -26,7 +26,7 @@ type Health struct {
 // when a check fails) and GET /metrics (Prometheus exposition of the
 // router's registry plus extra gatherers such as etcd's) under prefix.
 func (rt *Router) MountHealth(prefix, service, version string, checks map[string]Check, extra ...prometheus.Gatherer) {
-	rt.mux.HandleFunc("GET "+prefix+"/health", func(w http.ResponseWriter, r *http.Request) {
+	rt.register("GET "+prefix+"/health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		h := Health{Status: "ok", Service: service, Version: version, Checks: map[string]string{}}
@@ -43,8 +43,8 @@ func (rt *Router) MountHealth(prefix, service, version string, checks map[string
 			status = http.StatusServiceUnavailable
 		}
 		WriteData(w, r, status, h)
-	})
+	}))
 	gatherers := prometheus.Gatherers{rt.reg}
 	gatherers = append(gatherers, extra...)
-	rt.mux.Handle("GET "+prefix+"/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	rt.register("GET "+prefix+"/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 }

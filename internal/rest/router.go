@@ -47,9 +47,22 @@ func (rt *Router) SetMaxBody(n int64) { rt.maxBody = n }
 // Registry is where the router's metrics (and the service's own) live.
 func (rt *Router) Registry() *prometheus.Registry { return rt.reg }
 
+// route marks the handlers registered through the router, so ServeHTTP can
+// tell them from ServeMux's own 404, 405 and redirect handlers: for a
+// redirect to a registered route ServeMux reports that route's pattern, so
+// the pattern alone does not say whether a route was matched.
+type route struct{ http.Handler }
+
+func (rt *Router) register(pattern string, h http.Handler) {
+	if h == nil {
+		panic("rest: nil handler for " + pattern) // as ServeMux would, at registration
+	}
+	rt.mux.Handle(pattern, route{h})
+}
+
 // Handle registers h for a ServeMux pattern such as "POST /api/v1/vpcs".
 func (rt *Router) Handle(pattern string, h Handler) {
-	rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	rt.register(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data, err := h(r)
 		if err != nil {
 			WriteError(w, r, err)
@@ -60,21 +73,21 @@ func (rt *Router) Handle(pattern string, h Handler) {
 			status, data = s.Code, s.Data
 		}
 		WriteData(w, r, status, data)
-	})
+	}))
 }
 
 // HandleStream registers a handler that writes its own body.
 func (rt *Router) HandleStream(pattern string, h StreamHandler) {
-	rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	rt.register(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		if err := h(sw, r); err != nil && sw.status == 0 {
 			WriteError(w, r, err)
 		}
-	})
+	}))
 }
 
 // HandleHTTP registers a plain http.Handler (e.g. Prometheus's exposition).
-func (rt *Router) HandleHTTP(pattern string, h http.Handler) { rt.mux.Handle(pattern, h) }
+func (rt *Router) HandleHTTP(pattern string, h http.Handler) { rt.register(pattern, h) }
 
 // ServeHTTP dispatches r with the shared middleware around the route.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +101,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 
 	h, pattern := rt.mux.Handler(r)
-	route := pattern
+	// Only a route of ours is a match: for ServeMux's own redirect answers
+	// pattern is the target's (or, for CONNECT, a raw path, which must not
+	// become a metric label).
+	_, matched := h.(route)
+	label := ""
+	if matched {
+		label = pattern
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -99,13 +119,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				WriteError(sw, r, apierr.Wrap(apierr.CodeInternal, fmt.Errorf("panic: %v", p), "internal error"))
 			}
 		}
-		if route == "" {
-			route = "unmatched"
+		if label == "" {
+			label = "unmatched"
 		}
-		rt.metrics.observe(r.Method, route, sw.status, time.Since(start))
+		rt.metrics.observe(r.Method, label, sw.status, time.Since(start))
 	}()
 
-	if pattern == "" {
+	if !matched {
 		// ServeMux's own 404/405/redirect answers are plain text: learn which
 		// one it chose, then answer in the envelope.
 		probe := &headerProbe{header: http.Header{}}

@@ -189,13 +189,13 @@ func DecodePageToken(token, prefix string) (string, error) {
 	return string(b), nil
 }
 
-// Op is one step of a multi-key transaction: a compare that must hold and
-// the operation to apply.
+// Op is one step of a multi-key transaction: the compares that must hold
+// and the operation to apply.
 type Op struct {
-	cmp      clientv3.Cmp
+	cmps     []clientv3.Cmp
 	op       clientv3.Op
 	checkKey string
-	// holds evaluates cmp against the key's revisions as the else branch
+	// holds evaluates cmps against the key's revisions as the else branch
 	// read them, to tell which step of a failed transaction failed.
 	holds  func(create, mod int64) bool
 	onFail func(cur *clientv3.GetResponse) error
@@ -209,7 +209,7 @@ func (c *Collection[T]) CreateOp(id string, v T) (Op, error) {
 	}
 	key := c.Key(id)
 	return Op{
-		cmp:      clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		cmps:     []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
 		op:       clientv3.OpPut(key, string(b)),
 		checkKey: key,
 		holds:    func(create, _ int64) bool { return create == 0 },
@@ -228,10 +228,15 @@ func (c *Collection[T]) UpdateOp(id string, v T, modRevision int64) (Op, error) 
 	}
 	key := c.Key(id)
 	return Op{
-		cmp:      clientv3.Compare(clientv3.ModRevision(key), "=", modRevision),
+		// The key must exist as well as be unchanged: a missing key's mod
+		// revision compares as 0, so revision 0 alone would create it.
+		cmps: []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(key), ">", 0),
+			clientv3.Compare(clientv3.ModRevision(key), "=", modRevision),
+		},
 		op:       clientv3.OpPut(key, string(b)),
 		checkKey: key,
-		holds:    func(_, mod int64) bool { return mod == modRevision },
+		holds:    func(create, mod int64) bool { return create > 0 && mod == modRevision },
 		onFail:   c.casFailure(id, modRevision),
 	}, nil
 }
@@ -245,7 +250,7 @@ func (c *Collection[T]) DeleteOp(id string, modRevision int64) Op {
 		cmp = clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
 		holds = func(create, _ int64) bool { return create > 0 }
 	}
-	return Op{cmp: cmp, op: clientv3.OpDelete(key), checkKey: key, holds: holds, onFail: c.casFailure(id, modRevision)}
+	return Op{cmps: []clientv3.Cmp{cmp}, op: clientv3.OpDelete(key), checkKey: key, holds: holds, onFail: c.casFailure(id, modRevision)}
 }
 
 func (c *Collection[T]) casFailure(id string, want int64) func(*clientv3.GetResponse) error {
@@ -263,11 +268,12 @@ func (c *Collection[T]) casFailure(id string, want int64) func(*clientv3.GetResp
 // returns the typed error of the first failing step (ALREADY_EXISTS,
 // CONFLICT or NOT_FOUND). It returns the revision of the write.
 func Commit(ctx context.Context, cli *clientv3.Client, ops ...Op) (int64, error) {
-	cmps := make([]clientv3.Cmp, len(ops))
+	var cmps []clientv3.Cmp
 	thens := make([]clientv3.Op, len(ops))
 	elses := make([]clientv3.Op, len(ops))
 	for i, o := range ops {
-		cmps[i], thens[i], elses[i] = o.cmp, o.op, clientv3.OpGet(o.checkKey)
+		cmps = append(cmps, o.cmps...)
+		thens[i], elses[i] = o.op, clientv3.OpGet(o.checkKey)
 	}
 	resp, err := cli.Txn(ctx).If(cmps...).Then(thens...).Else(elses...).Commit()
 	if err != nil {
