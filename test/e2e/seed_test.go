@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,55 +56,11 @@ func (ns *seedNS) command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
 }
 
-// seedPhoton is a running `photon up` inside a namespace.
-type seedPhoton struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	stdout *bytes.Buffer
-	done   chan error
-}
-
-func startSeedPhoton(t *testing.T, ns *seedNS, dataDir string) *seedPhoton {
+// startSeedPhoton runs `photon up` on the seed's ports inside ns.
+func startSeedPhoton(t *testing.T, ns *seedNS, dataDir string) *upProcess {
 	t.Helper()
-	p := &seedPhoton{stderr: &bytes.Buffer{}, stdout: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd = ns.command(testutil.PhotonBinary(t), "up", "--data-dir", dataDir)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.stdout.String(), "data dir:") {
-		select {
-		case err := <-p.done:
-			t.Fatalf("photon up exited: %v\n%s", err, p.stderr)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("photon up not ready in 60s\n%s", p.stderr)
-		}
-	}
-	return p
-}
-
-// stop sends SIGTERM and requires a clean exit 0.
-func (p *seedPhoton) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("photon up did not exit cleanly on SIGTERM: %v\n%s", err, p.stderr)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("photon up did not stop within 40s of SIGTERM\n%s", p.stderr)
-	}
+	cmd := ns.command(testutil.PhotonBinary(t), "up", "--data-dir", dataDir)
+	return startUp(t, cmd, func(p *upProcess) bool { return strings.Contains(p.stdout.String(), "data dir:") })
 }
 
 // seedResult is what one replayed example printed.

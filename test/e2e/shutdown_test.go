@@ -9,62 +9,34 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/photoncloud/photon/internal/testutil"
 )
 
-// upProcess is `photon up` on free ports, configured through the
-// environment (PHOTON_<FLAG>), as an operator's unit file would.
-type upProcess struct {
-	cmd    *exec.Cmd
-	base   string
-	stderr *bytes.Buffer
-	done   chan error
-}
-
-func startUp(t *testing.T, dataDir string, env []string) *upProcess {
+// startUpOnEnv runs `photon up` on free ports configured through the
+// environment (PHOTON_<FLAG>), as an operator's unit file would, and
+// returns it with its REST base URL.
+func startUpOnEnv(t *testing.T, dataDir string, env []string) (*upProcess, string) {
 	t.Helper()
-	p := &upProcess{stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(testutil.PhotonBinary(t), "up")
-	p.cmd.Env = append(os.Environ(), append(env, "PHOTON_DATA_DIR="+dataDir)...)
-	var stdout bytes.Buffer
-	p.cmd.Stdout, p.cmd.Stderr = &stdout, p.stderr
+	cmd := exec.Command(testutil.PhotonBinary(t), "up")
+	cmd.Env = append(os.Environ(), append(env, "PHOTON_DATA_DIR="+dataDir)...)
+	base := ""
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PHOTON_CHAINFIRE_HTTP_ADDR="); ok {
-			p.base = "http://" + v
+			base = "http://" + v
 		}
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
+	p := startUp(t, cmd, func(*upProcess) bool {
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return false
 		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("photon up exited: %v\n%s", err, p.stderr)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("photon up not healthy in 60s\n%s", p.stderr)
-		}
-	}
+	return p, base
 }
 
 // TestShutdownKeepsAcknowledgedWrites sends SIGTERM while clients write:
@@ -77,7 +49,7 @@ func TestShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		"PHOTON_CHAINFIRE_GRPC_ADDR=" + testutil.FreeAddr(t),
 		"PHOTON_CHAINFIRE_PEER_ADDR=" + testutil.FreeAddr(t),
 	}
-	p := startUp(t, dataDir, env)
+	p, base := startUpOnEnv(t, dataDir, env)
 
 	var mu sync.Mutex
 	acked := map[string]string{}
@@ -96,7 +68,7 @@ func TestShutdownKeepsAcknowledgedWrites(t *testing.T) {
 				}
 				key := fmt.Sprintf("ack-%d-%d", w, i)
 				body, _ := json.Marshal(map[string]string{"value": key})
-				resp, err := client.Post(p.base+"/api/v1/kv/"+key+"/put", "application/json", bytes.NewReader(body))
+				resp, err := client.Post(base+"/api/v1/kv/"+key+"/put", "application/json", bytes.NewReader(body))
 				if err != nil {
 					return // the server went away: later writes were never acknowledged
 				}
@@ -110,28 +82,18 @@ func TestShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("photon up did not exit within 40s of SIGTERM")
-	}
+	p.stop(t)
 	close(stop)
 	wg.Wait()
 	if len(acked) < 10 {
 		t.Fatalf("only %d writes were acknowledged before SIGTERM: the test proves nothing", len(acked))
 	}
 
-	p = startUp(t, dataDir, env)
+	startUpOnEnv(t, dataDir, env)
 	have := map[string]string{}
 	token := ""
 	for {
-		resp, err := http.Get(p.base + "/api/v1/kv?prefix=ack-&limit=1000&page_token=" + token)
+		resp, err := http.Get(base + "/api/v1/kv?prefix=ack-&limit=1000&page_token=" + token)
 		if err != nil {
 			t.Fatal(err)
 		}
