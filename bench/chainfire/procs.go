@@ -36,10 +36,11 @@ func buildPhoton(ctx context.Context, out string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	if strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
+	mod := strings.TrimSpace(string(gomod))
+	if mod == "" || mod == os.DevNull {
 		return errors.New("run this from inside the photon repository (no go.mod found)")
 	}
+	root := filepath.Dir(mod)
 	fmt.Fprintf(stderr, "building %s/cmd/photon\n", root)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/photon")
 	cmd.Dir = root
@@ -76,6 +77,7 @@ func start(name, dir, readyLine, bin string, args ...string) (*proc, <-chan stru
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.Env = serverEnv(os.Environ())
 	p.cmd.Stderr = logf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -107,6 +109,25 @@ func start(name, dir, readyLine, bin string, args ...string) (*proc, <-chan stru
 		close(p.done)
 	}()
 	return p, ready, nil
+}
+
+// serverEnv is environ without what would override a server's own defaults:
+// the Go runtime's tuning variables (photon sets GOGC=400 itself unless GOGC
+// is set; stock etcd runs with Go's default) and photon's and etcd's
+// configuration variables (PHOTON_*, ETCD_*). Both servers get only the flags
+// the bench passes.
+func serverEnv(environ []string) []string {
+	out := []string{} // not nil: a nil Env would inherit ours
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "GOGC", k == "GOMEMLIMIT", k == "GOMAXPROCS", k == "GODEBUG":
+		case strings.HasPrefix(k, "PHOTON_"), strings.HasPrefix(k, "ETCD_"):
+		default:
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // startChainFire starts `photon serve chainfire` and waits until it is ready.
