@@ -54,6 +54,9 @@ func (c *Collection[T]) decode(id string, kv []byte, create, mod int64) (Item[T]
 
 // Get returns id, or NOT_FOUND.
 func (c *Collection[T]) Get(ctx context.Context, id string) (Item[T], error) {
+	if err := ctx.Err(); err != nil {
+		return Item[T]{}, FromEtcd(err)
+	}
 	resp, err := c.cli.Get(ctx, c.Key(id))
 	if err != nil {
 		return Item[T]{}, FromEtcd(err)
@@ -155,6 +158,9 @@ func listRange(ctx context.Context, cli *clientv3.Client, prefix, start string, 
 	}
 	opts = append(opts, clientv3.WithRange(end), clientv3.WithLimit(int64(limit)),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err := ctx.Err(); err != nil {
+		return nil, "", 0, FromEtcd(err)
+	}
 	resp, err := cli.Get(ctx, start, opts...)
 	if err != nil {
 		return nil, "", 0, FromEtcd(err)
@@ -274,6 +280,11 @@ func Commit(ctx context.Context, cli *clientv3.Client, ops ...Op) (int64, error)
 	for i, o := range ops {
 		cmps = append(cmps, o.cmps...)
 		thens[i], elses[i] = o.op, clientv3.OpGet(o.checkKey)
+	}
+	// The in-process client may serve a request whose context has already
+	// ended; an abandoned request must not happen at all.
+	if err := ctx.Err(); err != nil {
+		return 0, FromEtcd(err)
 	}
 	resp, err := cli.Txn(ctx).If(cmps...).Then(thens...).Else(elses...).Commit()
 	if err != nil {
