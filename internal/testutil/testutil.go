@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
@@ -125,7 +127,9 @@ var (
 func PhotonBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "photon-test-bin")
+		// One place per checkout, so two checkouts never swap binaries.
+		sum := sha256.Sum256([]byte(RepoRoot(t)))
+		dir := filepath.Join(os.TempDir(), "photon-test-bin-"+hex.EncodeToString(sum[:6]))
 		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
 			return
 		}
