@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/photoncloud/photon/internal/platform"
+	"github.com/photoncloud/photon/internal/registry"
 	"github.com/photoncloud/photon/internal/testutil"
 )
 
@@ -29,6 +30,10 @@ func TestRestartKeepsState(t *testing.T) {
 	st.PrintEndpoints(&out)
 	if !strings.Contains(out.String(), "http://"+cfg.ChainFire.HTTPAddr) || !strings.Contains(out.String(), dir) {
 		t.Errorf("endpoint table lacks the address or data dir:\n%s", out.String())
+	}
+	es, err := registry.List(ctx, st.ChainFire.Client(), "chainfire")
+	if err != nil || len(es) != 1 || es[0].Node != "node-1" || es[0].HTTP != cfg.ChainFire.HTTPAddr {
+		t.Errorf("registry = %+v, %v; want chainfire/node-1 at %s", es, err, cfg.ChainFire.HTTPAddr)
 	}
 	if _, err := st.ChainFire.Client().Put(ctx, "persist/me", "yes"); err != nil {
 		t.Fatal(err)

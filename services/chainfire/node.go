@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
+	"github.com/photoncloud/photon/internal/registry"
 	"github.com/photoncloud/photon/internal/rest"
 )
 
@@ -25,6 +26,7 @@ type Server struct {
 	cli  *clientv3.Client
 	svc  *Service
 	http *rest.Server
+	reg  *registry.Registration
 
 	closeOnce sync.Once
 	stopping  atomic.Bool
@@ -78,6 +80,14 @@ func (s *Server) Start(ctx context.Context) error {
 		s.closeEtcd()
 		return ctx.Err()
 	}
+	// Announce this node where NightLight and clients look for services.
+	s.reg, err = registry.Register(ctx, s.cli, registry.Entry{Service: "chainfire", Node: MemberName(s.cfg.NodeID),
+		HTTP: s.http.Addr(), GRPC: s.cfg.AdvertiseClientURL, Version: s.cfg.Version}, registry.DefaultTTL)
+	if err != nil {
+		_ = s.http.Stop(context.Background())
+		s.closeEtcd()
+		return fmt.Errorf("register chainfire: %w", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.errc = make(chan error, 1)
@@ -121,6 +131,13 @@ func (s *Server) Stop(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout+2*time.Second)
 	defer cancel()
 	err := s.http.Stop(hctx)
+	if s.reg != nil {
+		// Best effort: if the cluster cannot take the revoke, the entry
+		// expires with its lease.
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = s.reg.Close(rctx)
+		rcancel()
+	}
 	s.closeEtcd()
 	return err
 }
