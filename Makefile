@@ -36,10 +36,16 @@ bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
 
-## fuzz: run each fuzz target for a while
+## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
+## round trip, so minimisation is bounded by count, not time)
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./internal/rest -run '^$$' -fuzz FuzzDecode -fuzztime 30s
-	$(GO) test ./internal/state -run '^$$' -fuzz FuzzDecodePageToken -fuzztime 30s
+	$(GO) test ./internal/rest -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/rest -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/state -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME)
+	for f in FuzzKVRequest FuzzListQuery FuzzWatchQuery; do \
+	  $(GO) test ./services/chainfire -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
+	done
 
 clean:
 	rm -rf bin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -196,7 +197,7 @@ func (h *handler) watch(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if last := r.Header.Get("Last-Event-ID"); last != "" && from == 0 {
-		if rev, err := strconv.ParseInt(last, 10, 64); err == nil && rev > 0 {
+		if rev, err := strconv.ParseInt(last, 10, 64); err == nil && rev > 0 && rev < math.MaxInt64 {
 			from = rev + 1
 		}
 	}

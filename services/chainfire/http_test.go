@@ -297,6 +297,8 @@ func TestBadInput(t *testing.T) {
 		{"remove bad member id", "DELETE", "/api/v1/cluster/members/x", "", "", 400, "VALIDATION_ERROR", "node_id"},
 		{"watch bad revision", "GET", "/api/v1/watch?prefix=a&start_revision=0", "", "", 400, "VALIDATION_ERROR", "start_revision"},
 		{"watch key and prefix", "GET", "/api/v1/watch?prefix=a&key=b", "", "", 400, "VALIDATION_ERROR", "key"},
+		{"watch prefix not UTF-8", "GET", "/api/v1/watch?prefix=%ff", "", "", 400, "VALIDATION_ERROR", "prefix"},
+		{"list prefix not UTF-8", "GET", "/api/v1/kv?prefix=%ff", "", "", 400, "VALIDATION_ERROR", "prefix"},
 	}
 	var before chainfire.ListResult
 	c.ok(c.json("GET", "/api/v1/kv", nil), 200, &before)

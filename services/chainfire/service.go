@@ -92,6 +92,17 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// validatePrefix checks a key prefix ("" is every key).
+func validatePrefix(prefix string) error {
+	switch {
+	case len(prefix) > MaxKeyBytes:
+		return apierr.Validation("prefix", apierr.MaxLength, "prefix is %d bytes; the limit is %d", len(prefix), MaxKeyBytes)
+	case !utf8.ValidString(prefix):
+		return apierr.Validation("prefix", apierr.Format, "prefix must be valid UTF-8")
+	}
+	return nil
+}
+
 func toKV(kv *mvccpb.KeyValue) KeyValue {
 	return KeyValue{Key: string(kv.Key), Value: string(kv.Value), CreateRevision: kv.CreateRevision,
 		ModRevision: kv.ModRevision, Version: kv.Version, LeaseID: kv.Lease}
@@ -233,11 +244,8 @@ func (s *Service) Delete(ctx context.Context, key string, req DeleteRequest) (De
 
 // List returns a page of the keys starting with prefix, sorted by key.
 func (s *Service) List(ctx context.Context, prefix string, limit int, pageToken string, c Consistency) (ListResult, error) {
-	if len(prefix) > MaxKeyBytes {
-		return ListResult{}, apierr.Validation("prefix", apierr.MaxLength, "prefix is %d bytes; the limit is %d", len(prefix), MaxKeyBytes)
-	}
-	if !utf8.ValidString(prefix) {
-		return ListResult{}, apierr.Validation("prefix", apierr.Format, "prefix must be valid UTF-8")
+	if err := validatePrefix(prefix); err != nil {
+		return ListResult{}, err
 	}
 	kvs, next, rev, err := state.ListRaw(ctx, s.cli, prefix, limit, pageToken, c.opts()...)
 	if err != nil {
@@ -258,8 +266,8 @@ func (s *Service) Watch(ctx context.Context, prefix string, exact bool, fromRevi
 		if err := ValidateKey(prefix); err != nil {
 			return nil, err
 		}
-	} else if len(prefix) > MaxKeyBytes {
-		return nil, apierr.Validation("prefix", apierr.MaxLength, "prefix is %d bytes; the limit is %d", len(prefix), MaxKeyBytes)
+	} else if err := validatePrefix(prefix); err != nil {
+		return nil, err
 	}
 	var opts []clientv3.OpOption
 	if !exact {
