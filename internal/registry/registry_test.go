@@ -30,8 +30,10 @@ func TestRegisterListClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every service, sorted by key: the node's own ChainFire entry too.
 	all, err := registry.List(ctxT(t), cli, "")
-	if err != nil || len(all) != 2 || all[0].Service != "iam" || all[0].HTTP != "127.0.0.1:8083" || all[0].StartedAt.IsZero() {
+	if err != nil || len(all) != 3 || all[0].Service != "chainfire" || all[1].Service != "iam" || all[2].Service != "prismnet" ||
+		all[1].HTTP != "127.0.0.1:8083" || all[1].StartedAt.IsZero() {
 		t.Fatalf("list = %+v, %v", all, err)
 	}
 	if err := a.Close(ctxT(t)); err != nil {
