@@ -311,8 +311,7 @@ func (s *Service) Status() ClusterStatus {
 		st.Role = "follower"
 	}
 	for _, m := range s.srv.Cluster().Members() {
-		mem := Member{NodeID: nodeIDOf(m.Name), MemberID: m.ID.String(), Name: m.Name, PeerURLs: m.PeerURLs,
-			ClientURLs: m.ClientURLs, IsLearner: m.IsLearner, IsLeader: m.ID == lead, Started: m.Name != ""}
+		mem := newMember(uint64(m.ID), m.Name, m.PeerURLs, m.ClientURLs, m.IsLearner, uint64(lead))
 		if mem.IsLeader {
 			st.LeaderID = mem.NodeID
 		}
@@ -320,6 +319,17 @@ func (s *Service) Status() ClusterStatus {
 	}
 	sortMembers(st.Members)
 	return st
+}
+
+// newMember is a member as the API shows it, from either etcd's local
+// membership view or a MemberList answer. A member that has not started has
+// no name yet, and no client URLs ([] rather than null).
+func newMember(id uint64, name string, peerURLs, clientURLs []string, learner bool, lead uint64) Member {
+	if clientURLs == nil {
+		clientURLs = []string{}
+	}
+	return Member{NodeID: nodeIDOf(name), MemberID: strconv.FormatUint(id, 16), Name: name, PeerURLs: peerURLs,
+		ClientURLs: clientURLs, IsLearner: learner, IsLeader: id == lead, Started: name != ""}
 }
 
 func sortMembers(ms []Member) {
@@ -344,13 +354,9 @@ func (s *Service) Members(ctx context.Context) ([]Member, error) {
 	lead := uint64(s.srv.Leader())
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
-		mem := Member{NodeID: nodeIDOf(m.Name), MemberID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs,
-			ClientURLs: m.ClientURLs, IsLearner: m.IsLearner, IsLeader: m.ID == lead, Started: m.Name != ""}
+		mem := newMember(m.ID, m.Name, m.PeerURLs, m.ClientURLs, m.IsLearner, lead)
 		if mem.NodeID == 0 {
 			mem.NodeID = pending[mem.MemberID]
-		}
-		if mem.ClientURLs == nil {
-			mem.ClientURLs = []string{}
 		}
 		out = append(out, mem)
 	}
