@@ -157,9 +157,6 @@ func (s *Server) closeEtcd() {
 // keep their state in ChainFire.
 func (s *Server) Client() *clientv3.Client { return s.cli }
 
-// Service is the node's domain API.
-func (s *Server) Service() *Service { return s.svc }
-
 // HTTPAddr is where REST listens.
 func (s *Server) HTTPAddr() string { return s.http.Addr() }
 
