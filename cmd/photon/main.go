@@ -129,6 +129,10 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ChainFire.GRPCAddr, "chainfire-grpc-addr", "127.0.0.1:50051", "ChainFire etcd v3 gRPC listen address")
 	fs.StringVar(&cfg.ChainFire.PeerAddr, "chainfire-peer-addr", "127.0.0.1:2380", "ChainFire Raft peer listen address")
 	fs.DurationVar(&cfg.ChainFire.RequestTimeout, "request-timeout", 5*time.Second, "bound on requests that need quorum")
+	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
+	fs.DurationVar(&cfg.IAM.MaxTokenTTL, "max-token-ttl", 24*time.Hour, "longest lifetime of any token")
+	fs.DurationVar(&cfg.IAM.KeyRotation, "key-rotation", 24*time.Hour, "how long a token signing key signs before the next takes over")
+	fs.StringVar(&cfg.AuthMode, "auth-mode", "auto", "auto (loopback while every listener is on loopback, else enforce), loopback or enforce")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -136,6 +140,7 @@ func up(args []string, stdout, stderr io.Writer) error {
 	if err := setupLog(*logLevel, stderr); err != nil {
 		return err
 	}
+	cfg.IAM.RequestTimeout = cfg.ChainFire.RequestTimeout
 	stack, err := platform.New(cfg)
 	if err != nil {
 		return err
@@ -158,6 +163,8 @@ func serveChainFire(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.ClusterToken, "cluster-token", "photon-chainfire", "token that keeps separate clusters apart")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "bound on requests that need quorum")
 	fs.StringVar(&cfg.LogLevel, "etcd-log-level", "error", "etcd's log level")
+	fs.StringVar(&cfg.AuthMode, "auth-mode", "auto", "auto (loopback while every listener is on loopback, else enforce), loopback or enforce")
+	fs.StringVar(&cfg.IAMURL, "iam-url", "http://127.0.0.1:8083", "IAM's base URL, whose JWKS verifies tokens")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err

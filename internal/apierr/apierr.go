@@ -27,6 +27,7 @@ const (
 	CodeFailedPrecondition   Code = "FAILED_PRECONDITION"
 	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeRateLimited          Code = "RATE_LIMITED"
 	CodeInternal             Code = "INTERNAL"
 	CodeUnavailable          Code = "UNAVAILABLE"
 )
@@ -51,6 +52,7 @@ var table = map[Code]mapping{
 	CodeFailedPrecondition:   {http.StatusConflict, codes.FailedPrecondition},
 	CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, codes.InvalidArgument},
+	CodeRateLimited:          {http.StatusTooManyRequests, codes.ResourceExhausted},
 	CodeInternal:             {http.StatusInternalServerError, codes.Internal},
 	CodeUnavailable:          {http.StatusServiceUnavailable, codes.Unavailable},
 }

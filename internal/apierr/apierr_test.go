@@ -27,6 +27,7 @@ func TestTable(t *testing.T) {
 		{CodeFailedPrecondition, 409, codes.FailedPrecondition},
 		{CodePayloadTooLarge, 413, codes.ResourceExhausted},
 		{CodeUnsupportedMediaType, 415, codes.InvalidArgument},
+		{CodeRateLimited, 429, codes.ResourceExhausted},
 		{CodeInternal, 500, codes.Internal},
 		{CodeUnavailable, 503, codes.Unavailable},
 	}

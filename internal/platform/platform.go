@@ -6,18 +6,24 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/buildinfo"
 	"github.com/photoncloud/photon/internal/lifecycle"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/iam"
 )
 
 // Config is the all-in-one configuration.
 type Config struct {
-	DataDir   string
+	DataDir string
+	// AuthMode is auto, loopback or enforce for every service at once.
+	AuthMode  string
 	ChainFire chainfire.Config
+	IAM       iam.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -25,7 +31,12 @@ type Stack struct {
 	cfg       Config
 	group     lifecycle.Group
 	ChainFire *chainfire.Server
+	IAM       *iam.Server
 }
+
+// AdminTokenFile is where, under the data dir, `photon up` keeps a current
+// bootstrap admin token.
+const AdminTokenFile = "admin.token"
 
 // New builds the stack's components without starting them.
 func New(cfg Config) (*Stack, error) {
@@ -36,12 +47,31 @@ func New(cfg Config) (*Stack, error) {
 	cfg.DataDir = abs
 	cfg.ChainFire.DataDir = abs
 	cfg.ChainFire.Version = buildinfo.Version
+	cfg.IAM.Version = buildinfo.Version
+	cfg.ChainFire.Defaults()
+	cfg.IAM.Defaults()
+	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
+	// One mode for the whole process, from every listener it opens: one
+	// listener off loopback and no service trusts tokenless callers.
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ChainFire.AuthMode = string(mode)
+	cfg.ChainFire.IAMURL = "http://" + advertisable(cfg.IAM.HTTPAddr)
 	cf, err := chainfire.New(cfg.ChainFire)
 	if err != nil {
 		return nil, fmt.Errorf("chainfire: %w", err)
 	}
-	s := &Stack{cfg: cfg, ChainFire: cf}
+	// IAM keeps its state in ChainFire and shares its authenticator (one
+	// IAM cache per process).
+	im, err := iam.New(cfg.IAM, func() iam.Deps { return iam.Deps{Client: cf.Client(), Auth: cf.Auth()} })
+	if err != nil {
+		return nil, fmt.Errorf("iam: %w", err)
+	}
+	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im}
 	s.group.Add(cf)
+	s.group.Add(im)
 	return s, nil
 }
 
@@ -63,6 +93,7 @@ type Endpoint struct {
 func (s *Stack) Endpoints() []Endpoint {
 	return []Endpoint{
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
+		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 	}
 }
 
@@ -75,4 +106,18 @@ func (s *Stack) PrintEndpoints(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "data dir: %s\n", s.cfg.DataDir)
+	fmt.Fprintf(w, "auth: %s mode; admin token in %s\n", s.ChainFire.Auth().Mode(), s.cfg.IAM.AdminTokenPath)
+}
+
+// advertisable replaces a wildcard listen host with loopback, for URLs the
+// process uses to reach itself.
+func advertisable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/photoncloud/photon/internal/apierr"
@@ -67,6 +68,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		slog.Default().ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
 			"request_id", RequestID(r.Context()), "code", e.Code, "err", err)
 	}
+	// A rate limit says when to come back, in the header clients know.
+	if secs, ok := e.Details["retry_after_seconds"].(int); ok && status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
 	writeJSON(w, status, ErrorEnvelope{
 		Error: ErrorBody{Code: e.Code, Message: e.Message, Details: e.Details},
 		Meta:  metaFor(r),
@@ -86,3 +91,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// WriteRaw writes v as JSON without the envelope, for documents whose shape
+// a standard fixes (e.g. /.well-known/jwks.json).
+func WriteRaw(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }

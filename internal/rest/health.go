@@ -26,6 +26,7 @@ type Health struct {
 // when a check fails) and GET /metrics (Prometheus exposition of the
 // router's registry plus extra gatherers such as etcd's) under prefix.
 func (rt *Router) MountHealth(prefix, service, version string, checks map[string]Check, extra ...prometheus.Gatherer) {
+	rt.public["GET "+prefix+"/health"] = true
 	rt.register("GET "+prefix+"/health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
@@ -46,5 +47,14 @@ func (rt *Router) MountHealth(prefix, service, version string, checks map[string
 	}))
 	gatherers := prometheus.Gatherers{rt.reg}
 	gatherers = append(gatherers, extra...)
-	rt.register("GET "+prefix+"/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})
+	rt.register("GET "+prefix+"/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.authn != nil {
+			if err := rt.authn.RequireAuthenticated(r); err != nil {
+				WriteError(w, r, err)
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	}))
 }

@@ -30,7 +30,21 @@ type Router struct {
 	maxBody int64
 	metrics *httpMetrics
 	reg     *prometheus.Registry
+	authn   Authn
+	public  map[string]bool // patterns served without authentication (health)
 }
+
+// Authn attaches the caller to each request before its route runs;
+// internal/auth implements it. Authenticate fails only for a credential
+// that is present and bad (a request without one passes on, anonymous, and
+// routes decide); RequireAuthenticated guards /metrics.
+type Authn interface {
+	Authenticate(r *http.Request) (*http.Request, error)
+	RequireAuthenticated(r *http.Request) error
+}
+
+// SetAuthn makes every route but /health authenticate its caller first.
+func (rt *Router) SetAuthn(a Authn) { rt.authn = a }
 
 // NewRouter returns a router for service whose metrics go to reg (a fresh
 // registry if nil).
@@ -38,7 +52,7 @@ func NewRouter(service string, reg *prometheus.Registry) *Router {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	return &Router{mux: http.NewServeMux(), maxBody: DefaultMaxBody, metrics: newHTTPMetrics(service, reg), reg: reg}
+	return &Router{mux: http.NewServeMux(), maxBody: DefaultMaxBody, metrics: newHTTPMetrics(service, reg), reg: reg, public: map[string]bool{}}
 }
 
 // SetMaxBody changes the request body limit (DefaultMaxBody otherwise).
@@ -125,6 +139,15 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.metrics.observe(r.Method, label, sw.status, time.Since(start))
 	}()
 
+	if rt.authn != nil && !(matched && rt.public[pattern]) {
+		// A bad token is refused before anything else is answered.
+		ar, err := rt.authn.Authenticate(r)
+		if err != nil {
+			WriteError(sw, r, err)
+			return
+		}
+		r = ar
+	}
 	if !matched {
 		// ServeMux's own 404/405/redirect answers are plain text: learn which
 		// one it chose, then answer in the envelope.

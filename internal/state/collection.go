@@ -205,6 +205,10 @@ type Op struct {
 	// read them, to tell which step of a failed transaction failed.
 	holds  func(create, mod int64) bool
 	onFail func(cur *clientv3.GetResponse) error
+	// For steps over a range: what the else branch reads instead of
+	// checkKey, and how to tell from it whether the step's compare held.
+	elseOp    *clientv3.Op
+	holdsResp func(cur *clientv3.GetResponse) bool
 }
 
 // CreateOp is Create as a transaction step.
@@ -280,6 +284,9 @@ func Commit(ctx context.Context, cli *clientv3.Client, ops ...Op) (int64, error)
 	for i, o := range ops {
 		cmps = append(cmps, o.cmps...)
 		thens[i], elses[i] = o.op, clientv3.OpGet(o.checkKey)
+		if o.elseOp != nil {
+			elses[i] = *o.elseOp
+		}
 	}
 	// The in-process client may serve a request whose context has already
 	// ended; an abandoned request must not happen at all.
@@ -296,6 +303,12 @@ func Commit(ctx context.Context, cli *clientv3.Client, ops ...Op) (int64, error)
 	// Find the first step whose compare fails against what the else branch read.
 	for i, o := range ops {
 		cur := (*clientv3.GetResponse)(resp.Responses[i].GetResponseRange())
+		if o.holdsResp != nil {
+			if !o.holdsResp(cur) {
+				return 0, o.onFail(cur)
+			}
+			continue
+		}
 		var create, mod int64
 		if len(cur.Kvs) > 0 {
 			create, mod = cur.Kvs[0].CreateRevision, cur.Kvs[0].ModRevision
@@ -305,4 +318,53 @@ func Commit(ctx context.Context, cli *clientv3.Client, ops ...Op) (int64, error)
 		}
 	}
 	return 0, apierr.New(apierr.CodeConflict, "transaction lost a race; retry")
+}
+
+// PutOp writes v as id whatever is there (a marker or an index entry),
+// attached to lease when lease is not 0.
+func (c *Collection[T]) PutOp(id string, v T, lease clientv3.LeaseID) (Op, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Op{}, apierr.Wrap(apierr.CodeInternal, err, "encoding %s", c.kind)
+	}
+	key := c.Key(id)
+	var opts []clientv3.OpOption
+	if lease != 0 {
+		opts = append(opts, clientv3.WithLease(lease))
+	}
+	return Op{op: clientv3.OpPut(key, string(b), opts...), checkKey: key, holds: func(int64, int64) bool { return true }}, nil
+}
+
+// DeleteAnyOp removes id if present, and is no error if it is not.
+func (c *Collection[T]) DeleteAnyOp(id string) Op {
+	key := c.Key(id)
+	return Op{op: clientv3.OpDelete(key), checkKey: key, holds: func(int64, int64) bool { return true }}
+}
+
+// ExistsOp writes nothing; it makes the transaction fail with NOT_FOUND
+// unless id exists (a parent a new child refers to).
+func (c *Collection[T]) ExistsOp(id string) Op {
+	key := c.Key(id)
+	return Op{
+		cmps:     []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
+		op:       clientv3.OpGet(key, clientv3.WithCountOnly()),
+		checkKey: key,
+		holds:    func(create, _ int64) bool { return create > 0 },
+		onFail:   func(*clientv3.GetResponse) error { return apierr.NotFound(c.kind, id) },
+	}
+}
+
+// NoneUnderOp writes nothing; it makes the transaction fail with err unless
+// no key exists under prefix (e.g. an org's project index, to refuse
+// deleting an org that still has projects).
+func NoneUnderOp(prefix string, err error) Op {
+	count := clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	return Op{
+		cmps:      []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()},
+		op:        count,
+		checkKey:  prefix,
+		elseOp:    &count,
+		holdsResp: func(cur *clientv3.GetResponse) bool { return cur.Count == 0 },
+		onFail:    func(*clientv3.GetResponse) error { return err },
+	}
 }

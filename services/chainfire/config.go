@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/photoncloud/photon/internal/auth"
 )
 
 // Config is one ChainFire node. The zero values of the optional fields are
@@ -39,6 +41,12 @@ type Config struct {
 	LogLevel string
 	// Version is reported by /health.
 	Version string
+	// AuthMode is auto, loopback or enforce (see internal/auth); auto
+	// trusts tokenless loopback callers only while every listener is on
+	// loopback.
+	AuthMode string
+	// IAMURL is where IAM serves its JWKS, to verify tokens with.
+	IAMURL string
 }
 
 // Defaults fills unset fields.
@@ -82,6 +90,9 @@ func (c *Config) Defaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "error"
 	}
+	if c.IAMURL == "" {
+		c.IAMURL = "http://127.0.0.1:8083"
+	}
 }
 
 // Validate reports the first unusable setting.
@@ -95,6 +106,12 @@ func (c *Config) Validate() error {
 		if _, err := url.Parse(u); err != nil {
 			return fmt.Errorf("--%s %q: %w", name, u, err)
 		}
+	}
+	if _, err := auth.ResolveMode(c.AuthMode); err != nil {
+		return fmt.Errorf("--auth-mode: %w", err)
+	}
+	if u, err := url.Parse(c.IAMURL); err != nil || u.Host == "" {
+		return fmt.Errorf("--iam-url %q is not an http URL", c.IAMURL)
 	}
 	if c.ClusterState != "new" && c.ClusterState != "existing" {
 		return fmt.Errorf("--initial-cluster-state must be new or existing, not %q", c.ClusterState)

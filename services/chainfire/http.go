@@ -14,6 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photoncloud/photon/internal/apierr"
+	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/rest"
 	"github.com/photoncloud/photon/internal/state"
 )
@@ -27,21 +29,23 @@ type handler struct {
 // route is one REST route: a ServeMux pattern and what serves it.
 type route struct {
 	pattern string
+	perm    string // what the caller needs, at system scope
 	serve   rest.Handler
 	stream  rest.StreamHandler
 }
 
 func (h *handler) routes() []route {
 	return []route{
-		{pattern: "GET /api/v1/cluster/status", serve: h.status},
-		{pattern: "GET /api/v1/cluster/members", serve: h.listMembers},
-		{pattern: "POST /api/v1/cluster/members", serve: h.addMember},
-		{pattern: "DELETE /api/v1/cluster/members/{node_id}", serve: h.removeMember},
-		{pattern: "GET /api/v1/kv", serve: h.list},
-		{pattern: "GET /api/v1/kv/{key...}", serve: h.get},
-		// A key may hold "/", so the verb (put, delete) is the last segment.
+		{pattern: "GET /api/v1/cluster/status", perm: "chainfire.cluster.get", serve: h.status},
+		{pattern: "GET /api/v1/cluster/members", perm: "chainfire.members.list", serve: h.listMembers},
+		{pattern: "POST /api/v1/cluster/members", perm: "chainfire.members.create", serve: h.addMember},
+		{pattern: "DELETE /api/v1/cluster/members/{node_id}", perm: "chainfire.members.delete", serve: h.removeMember},
+		{pattern: "GET /api/v1/kv", perm: "chainfire.kv.list", serve: h.list},
+		{pattern: "GET /api/v1/kv/{key...}", perm: "chainfire.kv.get", serve: h.get},
+		// A key may hold "/", so the verb (put, delete) is the last segment;
+		// action checks chainfire.kv.put or chainfire.kv.delete itself.
 		{pattern: "POST /api/v1/kv/{key...}", serve: h.action},
-		{pattern: "GET /api/v1/watch", stream: h.watch},
+		{pattern: "GET /api/v1/watch", perm: "chainfire.kv.watch", stream: h.watch},
 	}
 }
 
@@ -55,22 +59,52 @@ func Routes() []string {
 	return out
 }
 
-// NewHandler returns ChainFire's REST API.
-func NewHandler(svc *Service, cfg Config) http.Handler {
+// NewHandler returns ChainFire's REST API. Its keys are system-scoped: every
+// route needs its permission at system scope, which only admin holds among
+// the built-in roles.
+func NewHandler(svc *Service, cfg Config, authn rest.Authn) http.Handler {
 	h := &handler{svc: svc, timeout: cfg.RequestTimeout}
 	rt := rest.NewRouter("chainfire", nil)
 	rt.SetMaxBody(cfg.MaxBodyBytes)
+	rt.SetAuthn(authn)
 	// etcd registers its own metrics (etcd_server_*, etcd_disk_*) with the
 	// default registry: expose them beside ours.
 	rt.MountHealth("", "chainfire", cfg.Version, map[string]rest.Check{"raft": svc.Healthy}, prometheus.DefaultGatherer)
 	for _, r := range h.routes() {
+		perm := r.perm
 		if r.stream != nil {
-			rt.HandleStream(r.pattern, r.stream)
-		} else {
-			rt.Handle(r.pattern, r.serve)
+			stream := r.stream
+			rt.HandleStream(r.pattern, func(w http.ResponseWriter, req *http.Request) error {
+				if err := require(req, perm); err != nil {
+					return err
+				}
+				return stream(w, req)
+			})
+			continue
 		}
+		serve := r.serve
+		rt.Handle(r.pattern, func(req *http.Request) (any, error) {
+			if err := require(req, perm); err != nil {
+				return nil, err
+			}
+			return serve(req)
+		})
 	}
 	return rt
+}
+
+// permAuthenticated marks a route that checks its permission itself, once it
+// knows which (the KV action route: put or delete).
+const permAuthenticated = ""
+
+// require checks the caller may do perm at system scope (or, for
+// permAuthenticated, that there is a caller).
+func require(r *http.Request, perm string) error {
+	if perm == permAuthenticated {
+		_, err := auth.Caller(r.Context())
+		return err
+	}
+	return auth.Require(r.Context(), perm, policy.System)
 }
 
 func (h *handler) status(r *http.Request) (any, error) {
@@ -159,12 +193,18 @@ func (h *handler) action(r *http.Request) (any, error) {
 	defer cancel()
 	switch {
 	case strings.HasSuffix(path, "/put"):
+		if err := require(r, "chainfire.kv.put"); err != nil {
+			return nil, err
+		}
 		var req PutRequest
 		if err := rest.Decode(r, &req); err != nil {
 			return nil, err
 		}
 		return h.svc.Put(ctx, strings.TrimPrefix(strings.TrimSuffix(path, "/put"), "/"), req)
 	case strings.HasSuffix(path, "/delete"):
+		if err := require(r, "chainfire.kv.delete"); err != nil {
+			return nil, err
+		}
 		var req DeleteRequest
 		if err := rest.Decode(r, &req); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
+	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/auth/policy"
+	"github.com/photoncloud/photon/internal/auth/token"
 	"github.com/photoncloud/photon/internal/registry"
 	"github.com/photoncloud/photon/internal/rest"
 )
@@ -27,6 +31,7 @@ type Server struct {
 	svc  *Service
 	http *rest.Server
 	reg  *registry.Registration
+	auth *auth.Authenticator
 
 	closeOnce sync.Once
 	stopping  atomic.Bool
@@ -64,7 +69,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.etcd = e
 	s.cli = v3client.New(e.Server)
 	s.svc = NewService(s.cli, e.Server, s.cfg)
-	s.http = rest.NewServer("chainfire", s.cfg.HTTPAddr, NewHandler(s.svc, s.cfg))
+	mode, err := auth.ResolveMode(s.cfg.AuthMode, s.cfg.HTTPAddr, s.cfg.GRPCAddr, s.cfg.PeerAddr)
+	if err != nil {
+		s.closeEtcd()
+		return err
+	}
+	keys := token.NewRemoteKeys(strings.TrimSuffix(s.cfg.IAMURL, "/")+"/api/v1/auth/jwks", nil)
+	s.auth = auth.New(mode, token.NewVerifier(keys), policy.NewCache(s.cli, nil))
+	s.http = rest.NewServer("chainfire", s.cfg.HTTPAddr, NewHandler(s.svc, s.cfg, s.auth))
 	if err := s.http.Start(ctx); err != nil {
 		s.closeEtcd()
 		return err
@@ -80,12 +92,20 @@ func (s *Server) Start(ctx context.Context) error {
 		s.closeEtcd()
 		return ctx.Err()
 	}
+	// Authorization reads IAM's records from this store: load them before
+	// the node counts as started.
+	if err := s.auth.Cache().Start(ctx); err != nil {
+		_ = s.http.Stop(context.Background())
+		s.closeEtcd()
+		return fmt.Errorf("iam cache: %w", err)
+	}
 	// Announce this node where NightLight and clients look for services.
 	s.reg, err = registry.Register(ctx, s.cli, registry.Entry{Service: "chainfire", Node: MemberName(s.cfg.NodeID),
 		HTTP: s.http.Addr(), GRPC: s.cfg.AdvertiseClientURL, Version: s.cfg.Version}, registry.DefaultTTL)
 	if err != nil {
 		_ = s.http.Stop(context.Background())
 		s.closeEtcd()
+		_ = s.auth.Cache().Stop(context.Background())
 		return fmt.Errorf("register chainfire: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
@@ -131,6 +151,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout+2*time.Second)
 	defer cancel()
 	err := s.http.Stop(hctx)
+	_ = s.auth.Cache().Stop(ctx)
 	if s.reg != nil {
 		// Best effort: if the cluster cannot take the revoke, the entry
 		// expires with its lease.
@@ -152,6 +173,10 @@ func (s *Server) closeEtcd() {
 		s.etcd.Close()
 	})
 }
+
+// Auth is the node's authenticator; the other services of `photon up`
+// share it (and its IAM cache).
+func (s *Server) Auth() *auth.Authenticator { return s.auth }
 
 // Client is an in-process etcd client of this node, for the services that
 // keep their state in ChainFire.
