@@ -20,6 +20,7 @@ import (
 
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/iam"
 )
 
 // FreeAddr returns a 127.0.0.1:port that was free a moment ago. etcd cannot
@@ -96,7 +97,7 @@ func StartStack(t testing.TB, dir string) *platform.Stack {
 		dir = t.TempDir()
 	}
 	cf := ChainFireConfig(t)
-	st, err := platform.New(platform.Config{DataDir: dir, ChainFire: cf})
+	st, err := platform.New(platform.Config{DataDir: dir, ChainFire: cf, IAM: iam.Config{HTTPAddr: FreeAddr(t)}})
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
