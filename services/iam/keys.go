@@ -40,8 +40,14 @@ type keyring struct {
 
 	mu          sync.RWMutex
 	keys        []state.Item[storedKey] // sorted by CreatedAt
+	private     map[string]ed25519.PrivateKey
 	lastRefresh time.Time
 }
+
+// publishDelay is how long a scheduled successor key is published before it
+// signs, so that verifiers which fetched the JWKS just before it appeared
+// (they refetch on an unknown kid at most once a second) know it by then.
+const publishDelay = 5 * time.Second
 
 // refresh reloads the keys, deletes retired ones and makes sure one is
 // active, creating it if not.
@@ -75,8 +81,12 @@ func (k *keyring) refresh(ctx context.Context) error {
 		live = append(live, it)
 	}
 	slices.SortFunc(live, func(a, b state.Item[storedKey]) int { return a.Value.CreatedAt.Compare(b.Value.CreatedAt) })
+	private := make(map[string]ed25519.PrivateKey, len(live))
+	for _, it := range live {
+		private[it.ID] = ed25519.NewKeyFromSeed(it.Value.Seed)
+	}
 	k.mu.Lock()
-	k.keys, k.lastRefresh = live, now
+	k.keys, k.private, k.lastRefresh = live, private, now
 	k.mu.Unlock()
 	return nil
 }
@@ -135,16 +145,31 @@ func (k *keyring) signer(ctx context.Context) (token.SigningKey, error) {
 	return token.SigningKey{}, apierr.New(apierr.CodeUnavailable, "no active signing key")
 }
 
+// active picks the newest active key that has been published for
+// publishDelay, else the newest active key (the first key, or the one a
+// manual rotation — an emergency — switched to at once).
 func (k *keyring) active() (token.SigningKey, bool) {
 	now := k.now()
 	k.mu.RLock()
 	defer k.mu.RUnlock()
+	newest := -1
 	for i := len(k.keys) - 1; i >= 0; i-- {
-		if v := k.keys[i].Value; v.ActiveUntil.After(now) {
-			return token.SigningKey{ID: v.ID, Private: ed25519.NewKeyFromSeed(v.Seed)}, true
+		v := k.keys[i].Value
+		if !v.ActiveUntil.After(now) {
+			continue
+		}
+		if newest < 0 {
+			newest = i
+		}
+		if !v.CreatedAt.After(now.Add(-publishDelay)) {
+			return token.SigningKey{ID: v.ID, Private: k.private[v.ID]}, true
 		}
 	}
-	return token.SigningKey{}, false
+	if newest < 0 {
+		return token.SigningKey{}, false
+	}
+	id := k.keys[newest].ID
+	return token.SigningKey{ID: id, Private: k.private[id]}, true
 }
 
 // public returns the published keys.
@@ -155,7 +180,7 @@ func (k *keyring) public() map[string]ed25519.PublicKey {
 	out := make(map[string]ed25519.PublicKey, len(k.keys))
 	for _, it := range k.keys {
 		if it.Value.RetireAt.After(now) {
-			out[it.ID] = ed25519.NewKeyFromSeed(it.Value.Seed).Public().(ed25519.PublicKey)
+			out[it.ID] = k.private[it.ID].Public().(ed25519.PublicKey)
 		}
 	}
 	return out
