@@ -23,6 +23,7 @@ import (
 	"github.com/photoncloud/photon/internal/flagenv"
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/iam"
 )
 
 const usage = `usage: photon <command> [flags]
@@ -30,6 +31,7 @@ const usage = `usage: photon <command> [flags]
 commands:
   up                 run every PhotonCloud service in one process
   serve chainfire    run one ChainFire node (for clusters)
+  serve iam          run one IAM replica over a ChainFire cluster
   version            print the version
 
 Run "photon <command> --help" for its flags. Every flag --some-flag can also be
@@ -60,11 +62,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "up":
 		err = up(args[1:], stdout, stderr)
 	case "serve":
-		if len(args) < 2 || args[1] != "chainfire" {
-			fmt.Fprintln(stderr, "usage: photon serve chainfire [flags]  (services that exist: chainfire)")
+		switch {
+		case len(args) >= 2 && args[1] == "chainfire":
+			err = serveChainFire(args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "iam":
+			err = serveIAM(args[2:], stdout, stderr)
+		default:
+			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam)")
 			return 2
 		}
-		err = serveChainFire(args[2:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "photon %s\n", buildinfo.Version)
 		return 0
@@ -180,6 +186,39 @@ func serveChainFire(args []string, stdout, stderr io.Writer) error {
 	return runUntilSignal(node, func() {
 		fmt.Fprintf(stdout, "ChainFire node %d: REST http://%s  etcd gRPC %s  peer %s\n",
 			cfg.NodeID, node.HTTPAddr(), node.GRPCAddr(), node.Config().AdvertisePeerURL)
+	})
+}
+
+func serveIAM(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve iam", "photon serve iam [flags]", stderr)
+	var cfg iam.Config
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8083", "REST listen address")
+	endpoints := fs.String("chainfire-endpoints", "127.0.0.1:50051", "comma-separated etcd gRPC addresses of the ChainFire members")
+	authMode := fs.String("auth-mode", "auto", "auto (loopback while the listener is on loopback, else enforce), loopback or enforce")
+	fs.StringVar(&cfg.AdminTokenPath, "admin-token-file", "", "keep a current bootstrap admin token in this file (mode 0600)")
+	fs.DurationVar(&cfg.MaxTokenTTL, "max-token-ttl", 24*time.Hour, "longest lifetime of any token")
+	fs.DurationVar(&cfg.KeyRotation, "key-rotation", 24*time.Hour, "how long a token signing key signs before the next takes over")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "bound on each request's store work")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	cfg.Version = buildinfo.Version
+	var eps []string
+	for _, e := range strings.Split(*endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	replica, err := iam.NewStandalone(cfg, eps, *authMode)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(replica, func() {
+		fmt.Fprintf(stdout, "IAM: REST http://%s  ChainFire %s  auth %s mode\n", replica.HTTPAddr(), strings.Join(eps, ","), replica.Mode())
 	})
 }
 

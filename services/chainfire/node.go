@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -73,6 +74,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		s.closeEtcd()
 		return err
+	}
+	if m, _ := auth.ResolveMode("auto", s.cfg.GRPCAddr); m != auth.ModeLoopback {
+		slog.Warn("chainfire: the etcd gRPC API does not check IAM tokens and holds every service's state; keep it on a trusted network",
+			"grpc_addr", s.cfg.GRPCAddr)
 	}
 	keys := token.NewRemoteKeys(strings.TrimSuffix(s.cfg.IAMURL, "/")+"/api/v1/auth/jwks", nil)
 	s.auth = auth.New(mode, token.NewVerifier(keys), policy.NewCache(s.cli, nil))

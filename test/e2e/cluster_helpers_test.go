@@ -98,6 +98,8 @@ type cluster struct {
 	bin  string
 	dir  string
 	http *http.Client
+	// extraArgs are added to every node's command line (set before start).
+	extraArgs []string
 
 	mu    sync.Mutex
 	nodes map[int]*node
@@ -235,6 +237,7 @@ func (c *cluster) startProc(nd *node) error {
 		"--initial-cluster-state", nd.clusterState,
 		"--request-timeout", requestTimeout.String(),
 	}
+	args = append(args, c.extraArgs...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = cleanEnv()
 	p := &process{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{})}
@@ -440,6 +443,12 @@ func (r response) errCode() string {
 // call sends one REST request to nd and decodes the envelope. A non-JSON
 // body is an error: every answer, failures included, must be the envelope.
 func call(ctx context.Context, hc *http.Client, nd *node, method, path string, body any) (response, error) {
+	return callAddr(ctx, hc, nd.httpAddr, "", method, path, body)
+}
+
+// callAddr is call against any REST address (host:port), sending
+// "Authorization: Bearer <token>" when token is not empty.
+func callAddr(ctx context.Context, hc *http.Client, addr, token, method, path string, body any) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -448,12 +457,15 @@ func call(ctx context.Context, hc *http.Client, nd *node, method, path string, b
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+nd.httpAddr+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
 	if err != nil {
 		return response{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
