@@ -206,6 +206,10 @@ func (s *Service) CreateOrg(ctx context.Context, req CreateOrgRequest) (Org, err
 	if err := auth.Require(ctx, permOrgsCreate, policy.System); err != nil {
 		return Org{}, err
 	}
+	// A scope id must say by itself whether it is an org or a project.
+	if _, isProject := s.cache.Project(req.ID); isProject {
+		return Org{}, &apierr.Error{Code: apierr.CodeAlreadyExists, Message: "id " + req.ID + " is taken by a project", Details: map[string]any{"kind": "project", "id": req.ID}}
+	}
 	now := s.now().UTC()
 	o := Org{ID: req.ID, Name: req.Name, Description: req.Description, CreatedAt: now, UpdatedAt: now}
 	it, err := s.st.orgs.Create(ctx, o.ID, o)
