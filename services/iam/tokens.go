@@ -418,7 +418,7 @@ func (s *Service) AdminToken(ctx context.Context) (IssuedToken, error) {
 // newAccessKey returns an AWS-shaped access key id (20 upper-case
 // characters) and a 40-character secret.
 func newAccessKey() (string, string, error) {
-	idb := make([]byte, 10)
+	idb := make([]byte, 15) // 24 base32 characters, of which the id keeps 18
 	sb := make([]byte, 30)
 	if _, err := rand.Read(idb); err != nil {
 		return "", "", err

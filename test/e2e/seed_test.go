@@ -100,6 +100,15 @@ func replay(t *testing.T, ns *seedNS, seed, cmd string) seedResult {
 	if !strings.Contains(seed, cmd) {
 		t.Fatalf("not a verbatim seed example:\n%s", cmd)
 	}
+	return runInNS(t, ns, cmd)
+}
+
+// runInNS runs a bash script inside ns with curl wrapped as replay wraps
+// it. Callers other than replay run seed text they have checked verbatim
+// plus a stated edit (a placeholder filled in, a step for a service that
+// does not exist yet replaced).
+func runInNS(t *testing.T, ns *seedNS, cmd string) seedResult {
+	t.Helper()
 	hdr := filepath.Join(t.TempDir(), "headers")
 	script := fmt.Sprintf("set -o pipefail\nHDR=%q\n"+
 		"curl() { command curl -sS -D \"$HDR.one\" \"$@\"; local rc=$?; cat \"$HDR.one\" >> \"$HDR\"; return $rc; }\n%s\n", hdr, cmd)

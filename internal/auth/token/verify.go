@@ -115,7 +115,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 }
 
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
-	if raw == "" || len(raw) > maxTokenLen {
+	if raw == "" || len(raw) > maxTokenLen || !compactJWS(raw) {
 		return nil, unauthenticated("malformed token")
 	}
 	var w wire
@@ -147,6 +147,20 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// compactJWS reports whether raw holds only what a compact JWS can:
+// base64url characters and dots. Go's base64 decoders (strict ones too)
+// skip '\r' and '\n', so without this check one token would have endless
+// spellings, each verified and cached apart.
+func compactJWS(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseError turns the library's error into our short, safe reasons. Key
