@@ -320,8 +320,8 @@ func TestAuthenticateWithoutToken(t *testing.T) {
 					t.Errorf("bootstrap Require(%+v): %v", tt, err)
 				}
 			}
-			if err := auth.RequireRead(ctx, "iam.users.get", anyTarget, "user", "u1"); err != nil {
-				t.Errorf("bootstrap RequireRead: %v", err)
+			if err := auth.RequireOn(ctx, "iam.users.get", anyTarget, "user", "u1"); err != nil {
+				t.Errorf("bootstrap RequireOn: %v", err)
 			}
 			if got, err := auth.ListTarget(ctx, "iam.orgs.list", policy.System); err != nil || got != policy.System {
 				t.Errorf("bootstrap ListTarget = %+v, %v; want System", got, err)
@@ -343,7 +343,7 @@ func TestAuthenticateWithoutToken(t *testing.T) {
 		wantCode(t, err, apierr.CodeUnauthenticated)
 		wantCode(t, a.RequireAuthenticated(ar), apierr.CodeUnauthenticated)
 		wantCode(t, auth.Require(ctx, "iam.orgs.list", policy.System), apierr.CodeUnauthenticated)
-		wantCode(t, auth.RequireRead(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
+		wantCode(t, auth.RequireOn(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
 		_, err = auth.ListTarget(ctx, "iam.orgs.list", policy.System)
 		wantCode(t, err, apierr.CodeUnauthenticated)
 		if auth.Permits(ctx, "iam.orgs.list") {
@@ -518,7 +518,7 @@ func TestAuthenticateBeforeCacheLoads(t *testing.T) {
 	wantCode(t, auth.Require(holder, "plasmavmc.vms.get", policy.Target{ProjectID: "proj-a1"}), apierr.CodeUnavailable)
 }
 
-func TestRequireAndRequireRead(t *testing.T) {
+func TestRequireAndRequireOn(t *testing.T) {
 	w := newWorld(t)
 	a := w.authn(auth.ModeEnforce)
 	as := func(t *testing.T, principal, scope string, roles ...string) context.Context {
@@ -534,7 +534,7 @@ func TestRequireAndRequireRead(t *testing.T) {
 		ctx  context.Context
 		perm string
 		t    policy.Target
-		// want is the code of Require and of RequireRead ("" = allowed);
+		// want is the code of Require and of RequireOn ("" = allowed);
 		// readCode differs only for out-of-scope targets.
 		want, readCode apierr.Code
 	}{
@@ -583,7 +583,7 @@ func TestRequireAndRequireRead(t *testing.T) {
 				}
 			}
 			check("Require", auth.Require(tc.ctx, tc.perm, tc.t), tc.want)
-			check("RequireRead", auth.RequireRead(tc.ctx, tc.perm, tc.t, "vm", "vm-42"), tc.readCode)
+			check("RequireOn", auth.RequireOn(tc.ctx, tc.perm, tc.t, "vm", "vm-42"), tc.readCode)
 			if tc.readCode != apierr.CodeNotFound {
 				if got := auth.Permits(tc.ctx, tc.perm); got != (tc.want == "") {
 					t.Errorf("Permits = %v, want %v", got, tc.want == "")
@@ -679,7 +679,7 @@ func TestNoAuthenticatorFailsClosed(t *testing.T) {
 			_, err := auth.Caller(ctx)
 			wantCode(t, err, apierr.CodeUnauthenticated)
 			wantCode(t, auth.Require(ctx, "iam.orgs.create", policy.System), apierr.CodeUnauthenticated)
-			wantCode(t, auth.RequireRead(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
+			wantCode(t, auth.RequireOn(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
 			_, err = auth.ListTarget(ctx, "iam.orgs.list", policy.System)
 			wantCode(t, err, apierr.CodeUnauthenticated)
 			if auth.Permits(ctx, "iam.orgs.create") {

@@ -40,7 +40,7 @@ func Caller(ctx context.Context) (*policy.Subject, error) {
 }
 
 // Require fails unless the caller may do perm on t: 401 without a caller,
-// 403 otherwise (writes and lists; reads of one resource use RequireRead).
+// 403 otherwise (writes and lists; reads of one resource use RequireOn).
 func Require(ctx context.Context, perm string, t policy.Target) error {
 	c, err := callerOf(ctx)
 	if err != nil {
@@ -56,10 +56,11 @@ func Require(ctx context.Context, perm string, t policy.Target) error {
 	return nil
 }
 
-// RequireRead is Require for reading one resource (kind, id) at t: outside
-// the caller's scope it is NOT_FOUND, exactly as a missing one, so that a
-// token never learns what exists in another project.
-func RequireRead(ctx context.Context, perm string, t policy.Target, kind, id string) error {
+// RequireOn is Require for acting on one existing resource (kind, id) at t
+// — reading, changing or deleting it: outside the caller's scope it is
+// NOT_FOUND, exactly as a missing one, so that a token never learns what
+// exists in another project; inside it, a missing permission is 403.
+func RequireOn(ctx context.Context, perm string, t policy.Target, kind, id string) error {
 	c, err := callerOf(ctx)
 	if err != nil {
 		return err

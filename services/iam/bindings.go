@@ -207,7 +207,7 @@ func (s *Service) GetBinding(ctx context.Context, id string) (Binding, error) {
 	if err != nil {
 		return Binding{}, err
 	}
-	if err := auth.RequireRead(ctx, permBindingsGet, s.scopeTarget(it.Value.Scope), "binding", id); err != nil {
+	if err := auth.RequireOn(ctx, permBindingsGet, s.scopeTarget(it.Value.Scope), "binding", id); err != nil {
 		return Binding{}, err
 	}
 	return it.Value, nil
@@ -252,7 +252,7 @@ func (s *Service) DeleteBinding(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := auth.Require(ctx, permBindingsDelete, s.scopeTarget(it.Value.Scope)); err != nil {
+	if err := auth.RequireOn(ctx, permBindingsDelete, s.scopeTarget(it.Value.Scope), "binding", id); err != nil {
 		return err
 	}
 	if err := s.mayGrant(ctx, it.Value.Role); err != nil {
@@ -302,7 +302,7 @@ func (s *Service) GetCredential(ctx context.Context, akid string) (Credential, e
 	if err != nil {
 		return Credential{}, err
 	}
-	if err := auth.RequireRead(ctx, permCredentialsGet, s.scopeTarget(it.Value.ProjectID), "credential", akid); err != nil {
+	if err := auth.RequireOn(ctx, permCredentialsGet, s.scopeTarget(it.Value.ProjectID), "credential", akid); err != nil {
 		return Credential{}, err
 	}
 	return it.Value.Credential, nil
@@ -348,7 +348,7 @@ func (s *Service) DeleteCredential(ctx context.Context, akid string) error {
 	if err != nil {
 		return err
 	}
-	if err := auth.Require(ctx, permCredentialsDelete, s.scopeTarget(it.Value.ProjectID)); err != nil {
+	if err := auth.RequireOn(ctx, permCredentialsDelete, s.scopeTarget(it.Value.ProjectID), "credential", akid); err != nil {
 		return err
 	}
 	return s.st.credentials.Delete(ctx, akid, it.ModRevision)

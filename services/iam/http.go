@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/rest"
 )
 
@@ -89,13 +90,42 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	rt.SetAuthn(authn)
 	rt.MountHealth("", "iam", svc.cfg.Version, map[string]rest.Check{"store": svc.Healthy})
 	for _, r := range h.routes() {
-		rt.Handle(r.pattern, r.serve)
+		serve := r.serve
+		if !public(r.pattern) {
+			serve = authenticated(serve)
+		}
+		rt.Handle(r.pattern, serve)
 	}
 	rt.HandleHTTP(wellKnownJWKS, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		rest.WriteRaw(w, http.StatusOK, svc.JWKS())
 	}))
 	return rt
+}
+
+// public reports whether a route answers callers without a token: the
+// routes that get, check or give up a token (login, self-issue with an
+// access key, verify, revoke by possession, check for a token's holder) and
+// the keys verifiers fetch. Every other route refuses an anonymous caller
+// (401) before it reads anything, so that without a token nothing — not
+// even whether an id exists — can be learnt.
+func public(pattern string) bool {
+	switch pattern {
+	case "POST /api/v1/auth/token", "POST /api/v1/auth/login", "POST /api/v1/auth/verify",
+		"POST /api/v1/auth/revoke", "GET /api/v1/auth/jwks", "POST /api/v1/authz/check":
+		return true
+	}
+	return false
+}
+
+// authenticated refuses an anonymous caller before serve runs.
+func authenticated(serve rest.Handler) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if _, err := auth.Caller(r.Context()); err != nil {
+			return nil, err
+		}
+		return serve(r)
+	}
 }
 
 func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {

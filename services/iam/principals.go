@@ -128,7 +128,8 @@ func (s *Service) ListPrincipals(ctx context.Context, scope, typ string, limit i
 	if err != nil {
 		return UserList{}, err
 	}
-	if scope == "" {
+	named := scope != ""
+	if !named {
 		scope = caller.Scope
 	}
 	if err := validScope("scope_id", scope); err != nil {
@@ -139,7 +140,7 @@ func (s *Service) ListPrincipals(ctx context.Context, scope, typ string, limit i
 		return UserList{}, err
 	}
 	var members map[string]bool
-	if scope != policy.SystemScope {
+	if named || scope != policy.SystemScope {
 		members = map[string]bool{}
 		for _, b := range s.cache.Bindings("") {
 			if b.Scope == scope || b.Scope == policy.SystemScope || b.Scope == target.OrgID && target.OrgID != "" {

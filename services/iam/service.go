@@ -219,13 +219,38 @@ func (s *Service) CreateOrg(ctx context.Context, req CreateOrgRequest) (Org, err
 	return o, s.cache.WaitFor(ctx, it.ModRevision)
 }
 
-// GetOrg returns an org the caller can see.
+// GetOrg returns an org the caller can see: one in its scope, or the org of
+// its project (as ListOrgs shows it).
 func (s *Service) GetOrg(ctx context.Context, id string) (Org, error) {
-	if err := auth.RequireRead(ctx, permOrgsGet, policy.Target{OrgID: id}, "org", id); err != nil {
+	if err := s.orgAccess(ctx, permOrgsGet, id); err != nil {
 		return Org{}, err
 	}
 	it, err := s.st.orgs.Get(ctx, id)
 	return it.Value, err
+}
+
+// orgAccess decides perm on org id. A project-scoped caller sees its own
+// project's org — it may read it (with the permission), and changing it is
+// 403, not 404, since its existence is no secret to that caller; any other
+// org outside the scope is NOT_FOUND.
+func (s *Service) orgAccess(ctx context.Context, perm, id string) error {
+	err := auth.RequireOn(ctx, perm, policy.Target{OrgID: id}, "org", id)
+	if apierr.CodeOf(err) != apierr.CodeNotFound {
+		return err
+	}
+	caller, cerr := auth.Caller(ctx)
+	if cerr != nil {
+		return cerr
+	}
+	p, ok := s.cache.Project(caller.Scope)
+	if !ok || p.OrgID != id {
+		return err
+	}
+	if perm == permOrgsGet {
+		return auth.Require(ctx, perm, policy.Target{OrgID: id, ProjectID: p.ID})
+	}
+	return &apierr.Error{Code: apierr.CodeForbidden, Message: "a project-scoped caller may not " + perm + " its org",
+		Details: map[string]any{"permission": perm, "scope_id": caller.Scope}}
 }
 
 // ListOrgs lists the orgs in the caller's scope.
@@ -267,7 +292,7 @@ func (s *Service) UpdateOrg(ctx context.Context, id string, req UpdateOrgRequest
 	if err := firstErr(validPtrName("name", req.Name), validPtrDesc(req.Description)); err != nil {
 		return Org{}, err
 	}
-	if err := auth.Require(ctx, permOrgsUpdate, policy.Target{OrgID: id}); err != nil {
+	if err := s.orgAccess(ctx, permOrgsUpdate, id); err != nil {
 		return Org{}, err
 	}
 	it, err := s.st.orgs.Get(ctx, id)
@@ -286,7 +311,7 @@ func (s *Service) UpdateOrg(ctx context.Context, id string, req UpdateOrgRequest
 
 // DeleteOrg deletes an org that has no projects, with the bindings at it.
 func (s *Service) DeleteOrg(ctx context.Context, id string) error {
-	if err := auth.Require(ctx, permOrgsDelete, policy.Target{OrgID: id}); err != nil {
+	if err := s.orgAccess(ctx, permOrgsDelete, id); err != nil {
 		return err
 	}
 	ops := []state.Op{
@@ -373,7 +398,7 @@ func (s *Service) GetProject(ctx context.Context, id string) (Project, error) {
 	if err != nil {
 		return Project{}, err
 	}
-	if err := auth.RequireRead(ctx, permProjectsGet, policy.Target{OrgID: it.Value.OrgID, ProjectID: id}, "project", id); err != nil {
+	if err := auth.RequireOn(ctx, permProjectsGet, policy.Target{OrgID: it.Value.OrgID, ProjectID: id}, "project", id); err != nil {
 		return Project{}, err
 	}
 	return it.Value, nil
@@ -425,7 +450,7 @@ func (s *Service) UpdateProject(ctx context.Context, id string, req UpdateProjec
 		return Project{}, err
 	}
 	p := it.Value
-	if err := auth.Require(ctx, permProjectsUpdate, policy.Target{OrgID: p.OrgID, ProjectID: id}); err != nil {
+	if err := auth.RequireOn(ctx, permProjectsUpdate, policy.Target{OrgID: p.OrgID, ProjectID: id}, "project", id); err != nil {
 		return Project{}, err
 	}
 	setIf(&p.Name, req.Name)
@@ -444,7 +469,7 @@ func (s *Service) DeleteProject(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := auth.Require(ctx, permProjectsDelete, policy.Target{OrgID: it.Value.OrgID, ProjectID: id}); err != nil {
+	if err := auth.RequireOn(ctx, permProjectsDelete, policy.Target{OrgID: it.Value.OrgID, ProjectID: id}, "project", id); err != nil {
 		return err
 	}
 	ops := []state.Op{s.st.projects.DeleteOp(id, it.ModRevision), s.st.orgProjects.DeleteAnyOp(it.Value.OrgID + "/" + id)}
