@@ -31,10 +31,12 @@ e2e:
 	./scripts/install-deps.sh
 	$(GO) test -count=1 -timeout 20m ./test/e2e/...
 
-## bench: ChainFire against stock etcd (results: bench/RESULTS.md)
+## bench: ChainFire against stock etcd; IAM token checks against raw ed25519
+## and authenticated against loopback-trust HTTP (results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
+	$(GO) run ./bench/iam
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)
@@ -45,6 +47,9 @@ fuzz:
 	$(GO) test ./internal/state -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME)
 	for f in FuzzKVRequest FuzzListQuery FuzzWatchQuery; do \
 	  $(GO) test ./services/chainfire -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
+	done
+	for f in FuzzIssueToken FuzzLogin FuzzVerify FuzzCreateUser FuzzCreateRole FuzzCreateBinding; do \
+	  $(GO) test ./services/iam -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
 
 clean:
