@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/auth/token"
 	"github.com/photoncloud/photon/internal/rest"
 )
 
@@ -22,49 +24,54 @@ type route struct {
 }
 
 func (h *handler) routes() []route {
+	s := h.svc
 	return []route{
-		{"POST /api/v1/orgs", h.createOrg},
+		{"POST /api/v1/orgs", withBody(h, http.StatusCreated, s.CreateOrg)},
 		{"GET /api/v1/orgs", h.listOrgs},
-		{"GET /api/v1/orgs/{id}", h.getOrg},
-		{"PATCH /api/v1/orgs/{id}", h.updateOrg},
-		{"DELETE /api/v1/orgs/{id}", h.deleteOrg},
+		{"GET /api/v1/orgs/{id}", onID(h, "id", s.GetOrg)},
+		{"PATCH /api/v1/orgs/{id}", onIDWithBody(h, "id", s.UpdateOrg)},
+		{"DELETE /api/v1/orgs/{id}", deleteID(h, "id", s.DeleteOrg)},
 
-		{"POST /api/v1/projects", h.createProject},
+		{"POST /api/v1/projects", withBody(h, http.StatusCreated, s.CreateProject)},
 		{"GET /api/v1/projects", h.listProjects},
-		{"GET /api/v1/projects/{id}", h.getProject},
-		{"PATCH /api/v1/projects/{id}", h.updateProject},
-		{"DELETE /api/v1/projects/{id}", h.deleteProject},
+		{"GET /api/v1/projects/{id}", onID(h, "id", s.GetProject)},
+		{"PATCH /api/v1/projects/{id}", onIDWithBody(h, "id", s.UpdateProject)},
+		{"DELETE /api/v1/projects/{id}", deleteID(h, "id", s.DeleteProject)},
 
-		{"POST /api/v1/users", h.createUser},
+		{"POST /api/v1/users", withBody(h, http.StatusCreated, s.CreatePrincipal)},
 		{"GET /api/v1/users", h.listUsers},
-		{"GET /api/v1/users/{id}", h.getUser},
-		{"PATCH /api/v1/users/{id}", h.updateUser},
-		{"DELETE /api/v1/users/{id}", h.deleteUser},
+		{"GET /api/v1/users/{id}", onID(h, "id", s.GetPrincipal)},
+		{"PATCH /api/v1/users/{id}", onIDWithBody(h, "id", s.UpdatePrincipal)},
+		{"DELETE /api/v1/users/{id}", deleteID(h, "id", s.DeletePrincipal)},
 
-		{"POST /api/v1/roles", h.createRole},
-		{"GET /api/v1/roles", h.listRoles},
-		{"GET /api/v1/roles/{name}", h.getRole},
-		{"PATCH /api/v1/roles/{name}", h.updateRole},
-		{"DELETE /api/v1/roles/{name}", h.deleteRole},
+		{"POST /api/v1/roles", withBody(h, http.StatusCreated, s.CreateRole)},
+		{"GET /api/v1/roles", noInput(h, s.ListRoles)},
+		{"GET /api/v1/roles/{name}", onID(h, "name", s.GetRole)},
+		{"PATCH /api/v1/roles/{name}", onIDWithBody(h, "name", s.UpdateRole)},
+		{"DELETE /api/v1/roles/{name}", deleteID(h, "name", s.DeleteRole)},
 
-		{"POST /api/v1/bindings", h.createBinding},
+		{"POST /api/v1/bindings", withBody(h, http.StatusCreated, s.CreateBinding)},
 		{"GET /api/v1/bindings", h.listBindings},
-		{"GET /api/v1/bindings/{id}", h.getBinding},
-		{"DELETE /api/v1/bindings/{id}", h.deleteBinding},
+		{"GET /api/v1/bindings/{id}", onID(h, "id", s.GetBinding)},
+		{"DELETE /api/v1/bindings/{id}", deleteID(h, "id", s.DeleteBinding)},
 
-		{"POST /api/v1/credentials", h.createCredential},
+		{"POST /api/v1/credentials", withBody(h, http.StatusCreated, s.CreateCredential)},
 		{"GET /api/v1/credentials", h.listCredentials},
-		{"GET /api/v1/credentials/{id}", h.getCredential},
-		{"DELETE /api/v1/credentials/{id}", h.deleteCredential},
+		{"GET /api/v1/credentials/{id}", onID(h, "id", s.GetCredential)},
+		{"DELETE /api/v1/credentials/{id}", deleteID(h, "id", s.DeleteCredential)},
 
-		{"POST /api/v1/auth/token", h.issueToken},
+		{"POST /api/v1/auth/token", withBody(h, http.StatusOK, s.IssueToken)},
 		{"POST /api/v1/auth/login", h.login},
-		{"POST /api/v1/auth/verify", h.verify},
-		{"POST /api/v1/auth/revoke", h.revoke},
-		{"GET /api/v1/auth/jwks", h.jwks},
-		{"GET /api/v1/auth/keys", h.listKeys},
-		{"POST /api/v1/auth/keys/rotate", h.rotateKeys},
-		{"POST /api/v1/authz/check", h.check},
+		{"POST /api/v1/auth/verify", withBody(h, http.StatusOK, func(ctx context.Context, req VerifyRequest) (Verification, error) {
+			return s.Verify(ctx, req.Token)
+		})},
+		{"POST /api/v1/auth/revoke", withBody(h, http.StatusOK, s.Revoke)},
+		{"GET /api/v1/auth/jwks", noInput(h, func(context.Context) (token.JWKS, error) { return s.JWKS(), nil })},
+		{"GET /api/v1/auth/keys", noInput(h, s.ListKeys)},
+		{"POST /api/v1/auth/keys/rotate", withBody(h, http.StatusCreated, func(ctx context.Context, _ struct{}) (SigningKeyInfo, error) {
+			return s.RotateKeys(ctx)
+		})},
+		{"POST /api/v1/authz/check", withBody(h, http.StatusOK, s.Check)},
 	}
 }
 
@@ -150,66 +157,50 @@ const (
 	maxListLimit = 1000
 )
 
-// --- orgs ---
+// The shapes of IAM's routes: each decodes its input strictly (no query
+// parameter it does not know, no unknown JSON field), bounds the call by the
+// request timeout, and answers the call's result with status.
 
-func (h *handler) createOrg(r *http.Request) (any, error) {
-	var req CreateOrgRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
+// withBody serves a route whose input is the JSON body.
+func withBody[Req, Resp any](h *handler, status int, call func(context.Context, Req) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		var req Req
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		resp, err := call(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return rest.Status{Code: status, Data: resp}, nil
 	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	o, err := h.svc.CreateOrg(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(o), nil
 }
 
-func (h *handler) listOrgs(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "limit", "page_token")
-	if err != nil {
-		return nil, err
+// onID serves a route whose input is one path value.
+func onID[Resp any](h *handler, param string, call func(context.Context, string) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if err := noQuery(r); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		return call(ctx, r.PathValue(param))
 	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListOrgs(ctx, limit, q.Get("page_token"))
 }
 
-func (h *handler) getOrg(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
+// onIDWithBody serves a route whose input is a path value and a JSON body.
+func onIDWithBody[Req, Resp any](h *handler, param string, call func(context.Context, string, Req) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		var req Req
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		return call(ctx, r.PathValue(param), req)
 	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetOrg(ctx, r.PathValue("id"))
-}
-
-func (h *handler) updateOrg(r *http.Request) (any, error) {
-	var req UpdateOrgRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.UpdateOrg(ctx, r.PathValue("id"), req)
-}
-
-func (h *handler) deleteOrg(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteOrg(ctx, id); err != nil {
-		return nil, err
-	}
-	return deleted{ID: id, Deleted: true}, nil
 }
 
 // deleted answers a successful delete.
@@ -218,28 +209,64 @@ type deleted struct {
 	Deleted bool   `json:"deleted"`
 }
 
-// --- projects ---
+// deleteID serves a delete of the resource a path value names.
+func deleteID(h *handler, param string, call func(context.Context, string) error) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if err := noQuery(r); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		id := r.PathValue(param)
+		if err := call(ctx, id); err != nil {
+			return nil, err
+		}
+		return deleted{ID: id, Deleted: true}, nil
+	}
+}
 
-func (h *handler) createProject(r *http.Request) (any, error) {
-	var req CreateProjectRequest
-	if err := decode(r, &req); err != nil {
+// noInput serves a route that takes nothing.
+func noInput[Resp any](h *handler, call func(context.Context) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if err := noQuery(r); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		return call(ctx)
+	}
+}
+
+// listQuery parses a list route's query: the named filters plus limit and
+// page_token when paged.
+func listQuery(r *http.Request, paged bool, filters ...string) (q url.Values, limit int, err error) {
+	known := filters
+	if paged {
+		known = append(known, "limit", "page_token")
+	}
+	if q, err = rest.Query(r, known...); err != nil {
+		return nil, 0, err
+	}
+	if paged {
+		if limit, err = rest.Limit(q, defListLimit, maxListLimit); err != nil {
+			return nil, 0, err
+		}
+	}
+	return q, limit, nil
+}
+
+func (h *handler) listOrgs(r *http.Request) (any, error) {
+	q, limit, err := listQuery(r, true)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	p, err := h.svc.CreateProject(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(p), nil
+	return h.svc.ListOrgs(ctx, limit, q.Get("page_token"))
 }
 
 func (h *handler) listProjects(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "limit", "page_token")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
+	q, limit, err := listQuery(r, true, "org_id")
 	if err != nil {
 		return nil, err
 	}
@@ -248,60 +275,8 @@ func (h *handler) listProjects(r *http.Request) (any, error) {
 	return h.svc.ListProjects(ctx, q.Get("org_id"), limit, q.Get("page_token"))
 }
 
-func (h *handler) getProject(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetProject(ctx, r.PathValue("id"))
-}
-
-func (h *handler) updateProject(r *http.Request) (any, error) {
-	var req UpdateProjectRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.UpdateProject(ctx, r.PathValue("id"), req)
-}
-
-func (h *handler) deleteProject(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteProject(ctx, id); err != nil {
-		return nil, err
-	}
-	return deleted{ID: id, Deleted: true}, nil
-}
-
-// --- users ---
-
-func (h *handler) createUser(r *http.Request) (any, error) {
-	var req CreatePrincipalRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	p, err := h.svc.CreatePrincipal(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(p), nil
-}
-
 func (h *handler) listUsers(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "scope_id", "type", "limit", "page_token")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
+	q, limit, err := listQuery(r, true, "scope_id", "type")
 	if err != nil {
 		return nil, err
 	}
@@ -310,113 +285,8 @@ func (h *handler) listUsers(r *http.Request) (any, error) {
 	return h.svc.ListPrincipals(ctx, q.Get("scope_id"), q.Get("type"), limit, q.Get("page_token"))
 }
 
-func (h *handler) getUser(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetPrincipal(ctx, r.PathValue("id"))
-}
-
-func (h *handler) updateUser(r *http.Request) (any, error) {
-	var req UpdatePrincipalRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.UpdatePrincipal(ctx, r.PathValue("id"), req)
-}
-
-func (h *handler) deleteUser(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeletePrincipal(ctx, id); err != nil {
-		return nil, err
-	}
-	return deleted{ID: id, Deleted: true}, nil
-}
-
-// --- roles ---
-
-func (h *handler) createRole(r *http.Request) (any, error) {
-	var req CreateRoleRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	role, err := h.svc.CreateRole(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(role), nil
-}
-
-func (h *handler) listRoles(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListRoles(ctx)
-}
-
-func (h *handler) getRole(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetRole(ctx, r.PathValue("name"))
-}
-
-func (h *handler) updateRole(r *http.Request) (any, error) {
-	var req UpdateRoleRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.UpdateRole(ctx, r.PathValue("name"), req)
-}
-
-func (h *handler) deleteRole(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	name := r.PathValue("name")
-	if err := h.svc.DeleteRole(ctx, name); err != nil {
-		return nil, err
-	}
-	return deleted{ID: name, Deleted: true}, nil
-}
-
-// --- bindings ---
-
-func (h *handler) createBinding(r *http.Request) (any, error) {
-	var req CreateBindingRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	b, err := h.svc.CreateBinding(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(b), nil
-}
-
 func (h *handler) listBindings(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "principal_id", "scope_id")
+	q, _, err := listQuery(r, false, "principal_id", "scope_id")
 	if err != nil {
 		return nil, err
 	}
@@ -425,46 +295,8 @@ func (h *handler) listBindings(r *http.Request) (any, error) {
 	return h.svc.ListBindings(ctx, q.Get("principal_id"), q.Get("scope_id"))
 }
 
-func (h *handler) getBinding(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetBinding(ctx, r.PathValue("id"))
-}
-
-func (h *handler) deleteBinding(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteBinding(ctx, id); err != nil {
-		return nil, err
-	}
-	return deleted{ID: id, Deleted: true}, nil
-}
-
-// --- credentials ---
-
-func (h *handler) createCredential(r *http.Request) (any, error) {
-	var req CreateCredentialRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	c, err := h.svc.CreateCredential(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(c), nil
-}
-
 func (h *handler) listCredentials(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "principal_id", "project_id")
+	q, _, err := listQuery(r, false, "principal_id", "project_id")
 	if err != nil {
 		return nil, err
 	}
@@ -473,40 +305,8 @@ func (h *handler) listCredentials(r *http.Request) (any, error) {
 	return h.svc.ListCredentials(ctx, q.Get("principal_id"), q.Get("project_id"))
 }
 
-func (h *handler) getCredential(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetCredential(ctx, r.PathValue("id"))
-}
-
-func (h *handler) deleteCredential(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteCredential(ctx, id); err != nil {
-		return nil, err
-	}
-	return deleted{ID: id, Deleted: true}, nil
-}
-
-// --- tokens ---
-
-func (h *handler) issueToken(r *http.Request) (any, error) {
-	var req IssueTokenRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.IssueToken(ctx, req)
-}
-
+// login counts failures per source: only the socket's peer, since a header
+// would let an attacker pick a new "source" for every guess.
 func (h *handler) login(r *http.Request) (any, error) {
 	var req LoginRequest
 	if err := decode(r, &req); err != nil {
@@ -514,71 +314,9 @@ func (h *handler) login(r *http.Request) (any, error) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	// Only the socket's peer: a header would let an attacker pick a new
-	// "source" for every guess.
 	source, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		source = r.RemoteAddr
 	}
 	return h.svc.Login(ctx, req, source)
-}
-
-func (h *handler) verify(r *http.Request) (any, error) {
-	var req VerifyRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.Verify(ctx, req.Token)
-}
-
-func (h *handler) revoke(r *http.Request) (any, error) {
-	var req RevokeRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.Revoke(ctx, req)
-}
-
-func (h *handler) jwks(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	return h.svc.JWKS(), nil
-}
-
-func (h *handler) listKeys(r *http.Request) (any, error) {
-	if err := noQuery(r); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListKeys(ctx)
-}
-
-func (h *handler) rotateKeys(r *http.Request) (any, error) {
-	var req struct{}
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	k, err := h.svc.RotateKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(k), nil
-}
-
-func (h *handler) check(r *http.Request) (any, error) {
-	var req CheckRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.Check(ctx, req)
 }
