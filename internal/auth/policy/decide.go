@@ -86,13 +86,6 @@ func (c *Cache) Decide(s *Subject, perm string, t Target) (Decision, error) {
 	return Denied, nil
 }
 
-// Contains reports whether scope covers t.
-func (c *Cache) Contains(scope string, t Target) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.containsLocked(scope, t)
-}
-
 // containsLocked: system covers everything; an org covers itself and its
 // projects (a project IAM does not know is taken to be in the org the
 // request names, as services take unregistered project ids as given); a
