@@ -8,18 +8,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-)
 
-// opTimeout bounds one request on every target.
-const opTimeout = 10 * time.Second
+	"github.com/photoncloud/photon/bench/internal/pairbench"
+)
 
 // kvClient is how the workers talk to one target.
 type kvClient interface {
@@ -36,24 +33,16 @@ type target struct {
 	pid      int // of the server process
 }
 
-// slice is one target's recorded slice of one cycle of a case.
-type slice struct {
-	target, op string
-	conc       int
-	cycle      int
-	ops        int           // completed inside the recorded window
-	window     time.Duration // length of the recorded window
-	lats       []time.Duration
-	cpu        cpuSample // used during the window
-	errs       int
-	firstErr   error
-}
-
-func (s slice) opsPerSec() float64 {
-	if s.window <= 0 {
-		return 0
+// loop is conc closed-loop workers running op on t, each on a key picked
+// uniformly at random.
+func (t target) loop(op string, conc int, keys []string) pairbench.ClosedLoop {
+	do := t.client.get
+	if op == "put" {
+		do = t.client.put
 	}
-	return float64(s.ops) / s.window.Seconds()
+	return pairbench.ClosedLoop{Target: t.id, Conc: conc, ServerPid: t.pid, Op: func(ctx context.Context) error {
+		return do(ctx, keys[rand.IntN(len(keys))])
+	}}
 }
 
 // restClient drives ChainFire's REST API.
@@ -65,14 +54,8 @@ type restClient struct {
 }
 
 func newREST(base string, value []byte, conc int) *restClient {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: conc, // the default (2) would close and re-dial connections under load
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
 	body, _ := json.Marshal(map[string]string{"value": string(value)})
-	return &restClient{base: base, hc: &http.Client{Transport: tr}, body: body, value: string(value)}
+	return &restClient{base: base, hc: pairbench.HTTPClient(conc), body: body, value: string(value)}
 }
 
 func (c *restClient) put(ctx context.Context, key string) error {
@@ -223,7 +206,7 @@ func populate(ctx context.Context, c *grpcClient, keys []string, conc int) error
 	for range conc {
 		wg.Go(func() {
 			for k := range next {
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
+				octx, cancel := context.WithTimeout(ctx, pairbench.OpTimeout)
 				err := c.put(octx, k)
 				cancel()
 				if err != nil {
@@ -249,82 +232,4 @@ feed:
 		return err
 	}
 	return <-errs // nil when the channel is empty
-}
-
-// runSlice runs op on t with conc closed-loop workers for settle (untimed),
-// then for dur (recorded). An op counts when it completes inside the
-// recorded window, whose ends are taken next to the CPU samples; the
-// workers keep issuing requests until the window has closed.
-func runSlice(ctx context.Context, t target, op string, conc int, keys []string, settle, dur time.Duration) slice {
-	do := t.client.get
-	if op == "put" {
-		do = t.client.put
-	}
-	type sample struct{ end, lat time.Duration } // end: since origin
-	origin := time.Now()
-	var stop atomic.Bool
-	samples := make([][]sample, conc)
-	errs := make([]int, conc)
-	firstErrs := make([]error, conc)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			s := make([]sample, 0, 1024)
-			for !stop.Load() && ctx.Err() == nil {
-				t0 := time.Since(origin)
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
-				err := do(octx, keys[rand.IntN(len(keys))])
-				cancel()
-				t1 := time.Since(origin)
-				if err != nil {
-					if ctx.Err() == nil {
-						if errs[w]++; firstErrs[w] == nil {
-							firstErrs[w] = err
-						}
-					}
-					continue
-				}
-				s = append(s, sample{end: t1, lat: t1 - t0})
-			}
-			samples[w] = s
-		})
-	}
-	sleepUntil(ctx, origin.Add(settle))
-	w0 := time.Since(origin)
-	cpu0 := sampleCPU(t.pid)
-	sleepUntil(ctx, origin.Add(settle+dur))
-	cpu1 := sampleCPU(t.pid)
-	w1 := time.Since(origin)
-	stop.Store(true)
-	wg.Wait()
-
-	r := slice{target: t.id, op: op, conc: conc, window: w1 - w0, cpu: cpu1.sub(cpu0)}
-	for w := range conc {
-		for _, s := range samples[w] {
-			if s.end > w0 && s.end <= w1 {
-				r.lats = append(r.lats, s.lat)
-			}
-		}
-		r.errs += errs[w]
-		if r.firstErr == nil {
-			r.firstErr = firstErrs[w]
-		}
-	}
-	r.ops = len(r.lats)
-	return r
-}
-
-func sleepUntil(ctx context.Context, t time.Time) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(time.Until(t)):
-	}
-}
-
-// percentile of sorted latencies (nearest rank).
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[int(p*float64(len(sorted)-1)+0.5)]
 }

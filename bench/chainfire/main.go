@@ -75,18 +75,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/photoncloud/photon/bench/internal/pairbench"
 )
 
 // options are the command's flags.
@@ -110,33 +107,12 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	opt, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	if err := bench(ctx, opt, stdout, stderr); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("interrupted (%w)", err)
-		}
-		fmt.Fprintf(stderr, "bench/chainfire: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(pairbench.Main("chainfire", os.Args[1:], os.Stdout, os.Stderr, parseFlags, bench))
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var opt options
-	fs := flag.NewFlagSet("chainfire", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := pairbench.FlagSet("chainfire", stderr)
 	fs.DurationVar(&opt.warmup, "warmup", time.Second, "untimed warm-up of each target before each case's cycles")
 	fs.IntVar(&opt.cycles, "cycles", 18, "cycles per case; each runs every target for one slice")
 	fs.DurationVar(&opt.settle, "settle", 150*time.Millisecond, "untimed settle at the start of each slice")
@@ -149,35 +125,31 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&opt.etcdBin, "etcd", "/usr/bin/etcd", "stock etcd binary")
 	fs.StringVar(&opt.photonBin, "photon", "", "prebuilt photon binary (default: go build ./cmd/photon)")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the temporary directory (data and server logs)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench/chainfire [flags]   (from the repository root)")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return opt, err
 	}
 	for _, op := range strings.Split(*ops, ",") {
 		if op = strings.TrimSpace(op); op != "put" && op != "get" {
 			fmt.Fprintf(stderr, "--ops: %q is neither put nor get\n", op)
-			return opt, errors.New("bad flag")
+			return opt, pairbench.ErrBadFlag
 		}
 		opt.ops = append(opt.ops, op)
 	}
 	if strings.Trim(opt.targets, "abc") != "" || opt.targets == "" {
 		fmt.Fprintf(stderr, "--targets: %q is not a set of a, b and c\n", opt.targets)
-		return opt, errors.New("bad flag")
+		return opt, pairbench.ErrBadFlag
 	}
 	for _, s := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			fmt.Fprintf(stderr, "--conc: %q is not a positive integer\n", s)
-			return opt, errors.New("bad flag")
+			return opt, pairbench.ErrBadFlag
 		}
 		opt.concs = append(opt.concs, n)
 	}
 	if opt.slice <= 0 || opt.settle < 0 || opt.warmup < 0 || opt.cycles < 1 || opt.valueSize < 1 || opt.keys < 1 || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "need --slice > 0, --settle and --warmup >= 0, --cycles, --value-size and --keys >= 1, and no arguments")
-		return opt, errors.New("bad flag")
+		return opt, pairbench.ErrBadFlag
 	}
 	return opt, nil
 }
@@ -187,10 +159,11 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	if _, err := os.Stat(opt.etcdBin); err != nil {
 		return fmt.Errorf("stock etcd not found at %s: install it with\n\n\tapt-get install -y etcd-server\n\n(or pass --etcd PATH)", opt.etcdBin)
 	}
-	dir, err := os.MkdirTemp("", "chainfire-bench-")
+	dir, cleanup, err := pairbench.TempDir("chainfire-bench-", opt.keep, stderr)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	var procs []*proc
 	defer func() {
 		for _, p := range procs {
@@ -201,11 +174,6 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 				p.dumpLog(stderr, 20)
 			}
 		}
-		if opt.keep {
-			fmt.Fprintf(stderr, "kept %s\n", dir)
-		} else {
-			_ = os.RemoveAll(dir)
-		}
 	}()
 
 	photon := opt.photonBin
@@ -215,7 +183,7 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 			return err
 		}
 	}
-	ports, err := freePorts(5)
+	ports, err := pairbench.FreePorts(5)
 	if err != nil {
 		return err
 	}
@@ -291,73 +259,45 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	env.elapsed = time.Since(start)
-	env.loadEnd = loadAvg()
+	env.Done(start)
 	if n := report(stdout, opt, env, selected, results); n > 0 {
 		return fmt.Errorf("%d requests failed (see the errs column)", n)
 	}
 	return nil
 }
 
+// kvCase is one (op, conc) case.
+type kvCase struct {
+	op   string
+	conc int
+}
+
 // runCases runs every (op, conc) case: a warm-up of each target, then
 // opt.cycles cycles of one slice per target, calling prepare before each
-// cycle. It returns the recorded slices.
-func runCases(ctx context.Context, opt options, targets []target, keys []string, prepare func() error, stderr io.Writer) ([]slice, error) {
-	var out []slice
+// cycle. It returns the recorded slices of each case.
+func runCases(ctx context.Context, opt options, targets []target, keys []string, prepare func() error, stderr io.Writer) (map[kvCase][]pairbench.Slice, error) {
+	out := map[kvCase][]pairbench.Slice{}
 	for _, op := range opt.ops {
 		for _, conc := range opt.concs {
-			// Warm-up errors count too: they are added to the first cycle's
-			// slice of the same target.
-			warmErrs := map[string]int{}
-			for _, t := range targets {
-				w := runSlice(ctx, t, op, conc, keys, opt.warmup, 0)
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				warmErrs[t.id] = w.errs
-				if w.firstErr != nil {
-					fmt.Fprintf(stderr, "warm-up %s %s c=%d: %d errors, first: %v\n", t.name, op, conc, w.errs, w.firstErr)
-				}
+			sched := pairbench.Schedule{
+				Targets: len(targets), Cycles: opt.cycles,
+				Warmup: opt.warmup, Settle: opt.settle, Slice: opt.slice,
+				Prepare: prepare,
+				Warned: func(i int, w pairbench.Slice) {
+					fmt.Fprintf(stderr, "warm-up %s %s c=%d: %d errors, first: %v\n", targets[i].name, op, conc, w.Errs, w.FirstErr)
+				},
+				Progress: func(cycle int, rates string) {
+					fmt.Fprintf(stderr, "%s c=%-3d cycle %2d/%d  ops/s%s\n", op, conc, cycle+1, opt.cycles, rates)
+				},
 			}
-			for cycle := range opt.cycles {
-				if err := prepare(); err != nil {
-					return nil, err
-				}
-				var line strings.Builder
-				for _, t := range cycleOrder(targets, cycle) {
-					s := runSlice(ctx, t, op, conc, keys, opt.settle, opt.slice)
-					if ctx.Err() != nil {
-						return nil, ctx.Err()
-					}
-					s.cycle = cycle
-					s.errs += warmErrs[t.id]
-					warmErrs[t.id] = 0
-					fmt.Fprintf(&line, "  %s %6.0f", t.id, s.opsPerSec())
-					if s.errs > 0 {
-						fmt.Fprintf(&line, " (%d errs, first: %v)", s.errs, s.firstErr)
-					}
-					out = append(out, s)
-				}
-				fmt.Fprintf(stderr, "%s c=%-3d cycle %2d/%d  ops/s%s\n", op, conc, cycle+1, opt.cycles, line.String())
+			recorded, err := sched.Run(ctx, func(i int, settle, dur time.Duration) pairbench.Slice {
+				return targets[i].loop(op, conc, keys).Run(ctx, settle, dur)
+			})
+			if err != nil {
+				return nil, err
 			}
+			out[kvCase{op, conc}] = append(out[kvCase{op, conc}], recorded...) // a case listed twice pools both runs
 		}
 	}
 	return out, nil
-}
-
-// cycleOrder is the order of the targets in a cycle: rotated by one per
-// cycle and reversed every len(targets) cycles, so that (for three targets)
-// six cycles run each target in each position twice and after each other
-// target twice.
-func cycleOrder(targets []target, cycle int) []target {
-	n := len(targets)
-	base := slices.Clone(targets)
-	if (cycle/n)%2 == 1 {
-		slices.Reverse(base)
-	}
-	out := make([]target, n)
-	for i := range n {
-		out[i] = base[(i+cycle)%n]
-	}
-	return out
 }

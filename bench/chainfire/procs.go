@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,20 +48,6 @@ func buildPhoton(ctx context.Context, out string, stderr io.Writer) error {
 		return fmt.Errorf("go build ./cmd/photon: %w", err)
 	}
 	return nil
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]string, error) {
-	var ports []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close() // held until all are chosen, so they differ
-		ports = append(ports, ln.Addr().String())
-	}
-	return ports, nil
 }
 
 // start runs bin with args in its own process group (so Ctrl-C reaches only

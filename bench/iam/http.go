@@ -6,23 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/photoncloud/photon/bench/internal/pairbench"
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/iam"
 )
-
-// opTimeout bounds one HTTP request.
-const opTimeout = 10 * time.Second
 
 // benchKey is the key every GET reads.
 const benchKey = "bench-iam"
@@ -37,7 +32,7 @@ type stack struct {
 // startStack starts ChainFire and IAM on free loopback ports with their data
 // in dir, as testutil.StartStack does, and reads the admin token IAM wrote.
 func startStack(ctx context.Context, dir string, stderr io.Writer) (*stack, error) {
-	ports, err := freePorts(4)
+	ports, err := pairbench.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -75,21 +70,6 @@ func startStack(ctx context.Context, dir string, stderr io.Writer) (*stack, erro
 
 func (s *stack) stop(ctx context.Context) error { return s.Stack.Stop(ctx) }
 
-// freePorts returns n distinct loopback addresses that were free a moment
-// ago (etcd cannot listen on port 0 and advertise the result).
-func freePorts(n int) ([]string, error) {
-	var ports []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close() // held until all are chosen, so they differ
-		ports = append(ports, ln.Addr().String())
-	}
-	return ports, nil
-}
-
 // httpCase is one HTTP target: the same GET, with or without a token.
 type httpCase struct {
 	id, name string
@@ -99,37 +79,12 @@ type httpCase struct {
 	minBody  int // a 200 body shorter than this cannot hold the value
 }
 
-// hslice is one HTTP target's recorded slice of one cycle.
-type hslice struct {
-	target   string
-	cycle    int
-	ops      int
-	window   time.Duration
-	lats     []time.Duration
-	cpu      cpuSample
-	errs     int
-	firstErr error
-}
-
-func (s hslice) opsPerSec() float64 {
-	if s.window <= 0 {
-		return 0
-	}
-	return float64(s.ops) / s.window.Seconds()
-}
-
 // newHTTPCases writes the key (tokenless, as loopback trust allows), then
 // checks what each target will see: the value, read back in full, with and
 // without the token, and a 401 for a forged token, so the token target is
 // known to go through verification.
 func newHTTPCases(ctx context.Context, st *stack, opt options) ([]httpCase, error) {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: opt.conc, // the default (2) would close and re-dial connections under load
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	hc := &http.Client{Transport: tr}
+	hc := pairbench.HTTPClient(opt.conc)
 	base := "http://" + st.ChainFire.HTTPAddr()
 	value := makeValue(opt.valueSize)
 	body, _ := json.Marshal(map[string]string{"value": value})
@@ -232,107 +187,21 @@ func do(hc *http.Client, req *http.Request, w io.Writer) (int64, int, error) {
 
 // runHTTP warms each target up, then runs opt.cycles cycles of one slice per
 // target.
-func runHTTP(ctx context.Context, opt options, cases []httpCase, stderr io.Writer) ([]hslice, error) {
-	warmErrs := map[string]int{}
-	for _, c := range cases {
-		w := runHTTPSlice(ctx, c, opt.conc, opt.warmup, 0)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		warmErrs[c.id] = w.errs
-		if w.firstErr != nil {
-			fmt.Fprintf(stderr, "warm-up %s: %d errors, first: %v\n", c.name, w.errs, w.firstErr)
-		}
+func runHTTP(ctx context.Context, opt options, cases []httpCase, stderr io.Writer) ([]pairbench.Slice, error) {
+	sched := pairbench.Schedule{
+		Targets: len(cases), Cycles: opt.cycles,
+		Warmup: opt.warmup, Settle: opt.httpSettle, Slice: opt.httpSlice,
+		Warned: func(i int, w pairbench.Slice) {
+			fmt.Fprintf(stderr, "warm-up %s: %d errors, first: %v\n", cases[i].name, w.Errs, w.FirstErr)
+		},
+		Progress: func(cycle int, rates string) {
+			fmt.Fprintf(stderr, "http c=%d cycle %2d/%d  req/s%s\n", opt.conc, cycle+1, opt.cycles, rates)
+		},
 	}
-	var out []hslice
-	for cycle := range opt.cycles {
-		var line strings.Builder
-		for _, i := range cycleOrder(len(cases), cycle) {
-			c := cases[i]
-			s := runHTTPSlice(ctx, c, opt.conc, opt.httpSettle, opt.httpSlice)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			s.cycle = cycle
-			s.errs += warmErrs[c.id]
-			warmErrs[c.id] = 0
-			fmt.Fprintf(&line, "  %s %6.0f", c.id, s.opsPerSec())
-			if s.errs > 0 {
-				fmt.Fprintf(&line, " (%d errs, first: %v)", s.errs, s.firstErr)
-			}
-			out = append(out, s)
-		}
-		fmt.Fprintf(stderr, "http c=%d cycle %2d/%d  req/s%s\n", opt.conc, cycle+1, opt.cycles, line.String())
-	}
-	return out, nil
-}
-
-// runHTTPSlice runs c with conc closed-loop workers for settle (untimed),
-// then for dur (recorded). A request counts when it completes inside the
-// recorded window, whose ends are taken next to the CPU samples; the workers
-// keep issuing requests until the window has closed.
-func runHTTPSlice(ctx context.Context, c httpCase, conc int, settle, dur time.Duration) hslice {
-	type sample struct{ end, lat time.Duration } // end: since origin
-	origin := time.Now()
-	var stop atomic.Bool
-	samples := make([][]sample, conc)
-	errs := make([]int, conc)
-	firstErrs := make([]error, conc)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			s := make([]sample, 0, 1024)
-			for !stop.Load() && ctx.Err() == nil {
-				t0 := time.Since(origin)
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
-				err := c.op(octx)
-				cancel()
-				t1 := time.Since(origin)
-				if err != nil {
-					if ctx.Err() == nil {
-						if errs[w]++; firstErrs[w] == nil {
-							firstErrs[w] = err
-						}
-					}
-					continue
-				}
-				s = append(s, sample{end: t1, lat: t1 - t0})
-			}
-			samples[w] = s
-		})
-	}
-	sleepUntil(ctx, origin.Add(settle))
-	w0 := time.Since(origin)
-	cpu0 := sampleCPU()
-	sleepUntil(ctx, origin.Add(settle+dur))
-	cpu1 := sampleCPU()
-	w1 := time.Since(origin)
-	stop.Store(true)
-	wg.Wait()
-
-	r := hslice{target: c.id, window: w1 - w0, cpu: cpu1.sub(cpu0)}
-	for w := range conc {
-		for _, s := range samples[w] {
-			if s.end > w0 && s.end <= w1 {
-				r.lats = append(r.lats, s.lat)
-			}
-		}
-		r.errs += errs[w]
-		if r.firstErr == nil {
-			r.firstErr = firstErrs[w]
-		}
-	}
-	r.ops = len(r.lats)
-	return r
-}
-
-func sleepUntil(ctx context.Context, t time.Time) {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-	case <-timer.C:
-	}
+	return sched.Run(ctx, func(i int, settle, dur time.Duration) pairbench.Slice {
+		loop := pairbench.ClosedLoop{Target: cases[i].id, Conc: opt.conc, Op: cases[i].op}
+		return loop.Run(ctx, settle, dur)
+	})
 }
 
 // makeValue returns n printable bytes (no JSON escaping needed).

@@ -69,18 +69,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/photoncloud/photon/bench/internal/pairbench"
 )
 
 // Targets of the ratios.
@@ -107,40 +105,12 @@ type options struct {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	opt, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	// As cmd/photon: the stack under test runs in this process.
-	if v, set := os.LookupEnv("GOGC"); set {
-		opt.gogc = "GOGC=" + v + " from the environment"
-	} else {
-		debug.SetGCPercent(400)
-		opt.gogc = "GOGC=400, as cmd/photon sets it"
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	if err := bench(ctx, opt, stdout, stderr); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("interrupted (%w)", err)
-		}
-		fmt.Fprintf(stderr, "bench/iam: %v\n", err)
-		return 1
-	}
-	return 0
+	os.Exit(pairbench.Main("iam", os.Args[1:], os.Stdout, os.Stderr, parseFlags, bench))
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var opt options
-	fs := flag.NewFlagSet("iam", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := pairbench.FlagSet("iam", stderr)
 	fs.IntVar(&opt.cycles, "cycles", 30, "cycles per part; each runs every target of the part for one slice")
 	fs.DurationVar(&opt.warmup, "warmup", time.Second, "untimed warm-up of each target before a part's cycles")
 	fs.DurationVar(&opt.verifyBatch, "verify-batch", 5*time.Millisecond, "about how long one batch of one verification target runs")
@@ -153,17 +123,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&opt.targets, "targets", "eufcatl", "targets to run, by id (see the package doc); ratios need both sides")
 	fs.StringVar(&opt.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured cycles to this file")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the temporary directory (the stack's data)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench/iam [flags]   (from the repository root)")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return opt, err
 	}
 	for _, p := range strings.Split(*parts, ",") {
 		if p = strings.TrimSpace(p); p != "verify" && p != "http" {
 			fmt.Fprintf(stderr, "--parts: %q is neither verify nor http\n", p)
-			return opt, errors.New("bad flag")
+			return opt, pairbench.ErrBadFlag
 		}
 		if !slices.Contains(opt.parts, p) {
 			opt.parts = append(opt.parts, p)
@@ -171,12 +137,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if strings.Trim(opt.targets, "eufcatl") != "" || opt.targets == "" {
 		fmt.Fprintf(stderr, "--targets: %q is not a set of e, u, f, c, a, t and l\n", opt.targets)
-		return opt, errors.New("bad flag")
+		return opt, pairbench.ErrBadFlag
 	}
 	if opt.cycles < 1 || opt.conc < 1 || opt.valueSize < 1 || opt.verifyBatch <= 0 || opt.verifyRounds < 1 || opt.httpSlice <= 0 ||
 		opt.httpSettle < 0 || opt.warmup < 0 || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "need --cycles, --conc and --value-size >= 1, slices > 0, settles and --warmup >= 0, and no arguments")
-		return opt, errors.New("bad flag")
+		return opt, pairbench.ErrBadFlag
 	}
 	return opt, nil
 }
@@ -185,17 +151,18 @@ func (o options) runs(part string) bool { return slices.Contains(o.parts, part) 
 
 // bench starts the stack, runs the parts and prints the report.
 func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err error) {
-	dir, err := os.MkdirTemp("", "iam-bench-")
+	// As cmd/photon: the stack under test runs in this process.
+	if v, set := os.LookupEnv("GOGC"); set {
+		opt.gogc = "GOGC=" + v + " from the environment"
+	} else {
+		debug.SetGCPercent(400)
+		opt.gogc = "GOGC=400, as cmd/photon sets it"
+	}
+	dir, cleanup, err := pairbench.TempDir("iam-bench-", opt.keep, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if opt.keep {
-			fmt.Fprintf(stderr, "kept %s\n", dir)
-		} else {
-			_ = os.RemoveAll(dir)
-		}
-	}()
+	defer cleanup()
 	st, err := startStack(ctx, dir, stderr)
 	if err != nil {
 		return err
@@ -208,7 +175,7 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 		}
 	}()
 
-	e := describeEnv(ctx, opt, dir)
+	e := env{Env: pairbench.DescribeEnv(ctx, "iam", dir)}
 	e.tokenLen, e.msgLen = len(st.adminToken), strings.LastIndexByte(st.adminToken, '.')
 	var vcases []verifyCase
 	if opt.runs("verify") {
@@ -237,41 +204,22 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	var vres []vslice
+	var vres []pairbench.Slice
 	var allocs map[string]allocStat
 	if len(vcases) > 0 {
 		if vres, allocs, err = runVerify(ctx, opt, vcases, stderr); err != nil {
 			return err
 		}
 	}
-	var hres []hslice
+	var hres []pairbench.Slice
 	if len(hcases) > 0 {
 		if hres, err = runHTTP(ctx, opt, hcases, stderr); err != nil {
 			return err
 		}
 	}
-	e.elapsed = time.Since(start)
-	e.loadEnd = loadAvg()
+	e.Done(start)
 	if n := report(stdout, opt, e, vcases, vres, allocs, hcases, hres); n > 0 {
 		return fmt.Errorf("%d operations failed (see the errs columns)", n)
 	}
 	return nil
-}
-
-// cycleOrder is the order of n targets in a cycle: rotated by one per cycle
-// and reversed every n cycles, so that each runs in each position, and after
-// each other target, equally often.
-func cycleOrder(n, cycle int) []int {
-	base := make([]int, n)
-	for i := range base {
-		base[i] = i
-	}
-	if (cycle/n)%2 == 1 {
-		slices.Reverse(base)
-	}
-	out := make([]int, n)
-	for i := range n {
-		out[i] = base[(i+cycle)%n]
-	}
-	return out
 }

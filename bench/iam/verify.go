@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/photoncloud/photon/bench/internal/pairbench"
 	"github.com/photoncloud/photon/internal/auth/token"
 )
 
@@ -25,24 +26,6 @@ const freshPool = 8192
 type verifyCase struct {
 	id, name string
 	op       func() error
-}
-
-// vslice is one verification target's recorded slice of one cycle.
-type vslice struct {
-	target         string
-	cycle          int
-	ops            int
-	window         time.Duration
-	cpu            cpuSample
-	errs           int
-	firstErr       error
-}
-
-func (s vslice) opsPerSec() float64 {
-	if s.window <= 0 {
-		return 0
-	}
-	return float64(s.ops) / s.window.Seconds()
 }
 
 // newVerifyCases builds the targets over IAM's admin token and the key it was
@@ -154,7 +137,7 @@ type allocStat struct{ mallocs, bytes float64 }
 // last about opt.verifyBatch, then runs opt.verifyRounds rounds of one batch
 // per target. It also returns what one op of each target allocates, measured
 // apart from the timed batches.
-func runVerify(ctx context.Context, opt options, cases []verifyCase, stderr io.Writer) ([]vslice, map[string]allocStat, error) {
+func runVerify(ctx context.Context, opt options, cases []verifyCase, stderr io.Writer) ([]pairbench.Slice, map[string]allocStat, error) {
 	batch := make([]int, len(cases))
 	allocs := map[string]allocStat{}
 	for i, c := range cases {
@@ -173,19 +156,19 @@ func runVerify(ctx context.Context, opt options, cases []verifyCase, stderr io.W
 		fmt.Fprintf(&b, "  %s %d", c.id, batch[i])
 	}
 	fmt.Fprintf(stderr, "verify: ops per batch%s\n", b.String())
-	var out []vslice
+	var out []pairbench.Slice
 	every := max(1, opt.verifyRounds/10)
 	for round := range opt.verifyRounds {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		var line strings.Builder
-		for _, i := range cycleOrder(len(cases), round) {
+		for _, i := range pairbench.CycleOrder(len(cases), round) {
 			s := runBatch(cases[i], batch[i])
-			s.cycle = round
-			fmt.Fprintf(&line, "  %s %8.0f", s.target, s.opsPerSec())
-			if s.errs > 0 {
-				fmt.Fprintf(&line, " (%d errs, first: %v)", s.errs, s.firstErr)
+			s.Cycle = round
+			fmt.Fprintf(&line, "  %s %8.0f", s.Target, s.OpsPerSec())
+			if s.Errs > 0 {
+				fmt.Fprintf(&line, " (%d errs, first: %v)", s.Errs, s.FirstErr)
 			}
 			out = append(out, s)
 		}
@@ -218,21 +201,21 @@ func runFor(c verifyCase, d time.Duration) (ops, errs int, took time.Duration, f
 
 // runBatch runs c's op n times back to back, timed as a whole (a batch of a
 // few milliseconds, so the clock costs nothing per op).
-func runBatch(c verifyCase, n int) vslice {
-	r := vslice{target: c.id}
-	cpu0 := sampleCPU()
+func runBatch(c verifyCase, n int) pairbench.Slice {
+	r := pairbench.Slice{Target: c.id}
+	cpu0 := pairbench.SampleCPU(0)
 	t0 := time.Now()
 	for range n {
 		if err := c.op(); err != nil {
-			if r.errs++; r.firstErr == nil {
-				r.firstErr = err
+			if r.Errs++; r.FirstErr == nil {
+				r.FirstErr = err
 			}
 			continue
 		}
-		r.ops++
+		r.Ops++
 	}
-	r.window = time.Since(t0)
-	r.cpu = sampleCPU().sub(cpu0)
+	r.Window = time.Since(t0)
+	r.CPU = pairbench.SampleCPU(0).Sub(cpu0)
 	return r
 }
 
