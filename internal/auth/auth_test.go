@@ -4,7 +4,6 @@ package auth_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -21,28 +20,6 @@ import (
 	"github.com/photoncloud/photon/internal/auth/token"
 	"github.com/photoncloud/photon/internal/testutil"
 )
-
-// testCtx is bounded well inside the test binary's timeout, so a hang fails
-// the test that hangs.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// wantCode fails unless err is an *apierr.Error of code, and returns it.
-func wantCode(t *testing.T, err error, code apierr.Code) *apierr.Error {
-	t.Helper()
-	var e *apierr.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("err = %v (%T), want %s", err, err, code)
-	}
-	if e.Code != code {
-		t.Fatalf("err = %v, want %s", err, code)
-	}
-	return e
-}
 
 func TestResolveMode(t *testing.T) {
 	tests := []struct {
@@ -80,7 +57,7 @@ func TestResolveMode(t *testing.T) {
 	for _, bad := range []string{"strict", "Loopback", "ENFORCE", " auto", "none"} {
 		t.Run("bad "+bad, func(t *testing.T) {
 			got, err := auth.ResolveMode(bad, "127.0.0.1:1")
-			e := wantCode(t, err, apierr.CodeValidation)
+			e := testutil.WantCode(t, err, apierr.CodeValidation)
 			if e.Details["field"] != "auth-mode" || e.Details["constraint"] != string(apierr.Enum) {
 				t.Errorf("details = %v, want field auth-mode, constraint enum", e.Details)
 			}
@@ -124,7 +101,7 @@ func TestBearer(t *testing.T) {
 				t.Errorf("present = %v, want %v", present, tc.present)
 			}
 			if tc.unauthentic {
-				wantCode(t, err, apierr.CodeUnauthenticated)
+				testutil.WantCode(t, err, apierr.CodeUnauthenticated)
 				if raw != "" {
 					t.Errorf("raw = %q with the error, want none", raw)
 				}
@@ -185,28 +162,20 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	srv := testutil.StartChainFire(t)
 	w := &world{cli: testutil.EtcdClient(t, srv.GRPCAddr())}
-	w.put(t, policy.OrgsPrefix+"org-a", policy.Org{ID: "org-a", Name: "A"})
-	w.put(t, policy.OrgsPrefix+"org-b", policy.Org{ID: "org-b", Name: "B"})
-	w.put(t, policy.ProjectsPrefix+"proj-a1", policy.Project{ID: "proj-a1", Name: "a1", OrgID: "org-a"})
-	w.put(t, policy.ProjectsPrefix+"proj-b1", policy.Project{ID: "proj-b1", Name: "b1", OrgID: "org-b"})
+	testutil.PutJSON(t, w.cli, policy.OrgsPrefix+"org-a", policy.Org{ID: "org-a", Name: "A"})
+	testutil.PutJSON(t, w.cli, policy.OrgsPrefix+"org-b", policy.Org{ID: "org-b", Name: "B"})
+	testutil.PutJSON(t, w.cli, policy.ProjectsPrefix+"proj-a1", policy.Project{ID: "proj-a1", Name: "a1", OrgID: "org-a"})
+	testutil.PutJSON(t, w.cli, policy.ProjectsPrefix+"proj-b1", policy.Project{ID: "proj-b1", Name: "b1", OrgID: "org-b"})
 	for _, b := range []policy.Binding{
 		{ID: "b-root", PrincipalID: "root", Role: policy.RoleAdmin, Scope: policy.SystemScope},
 		{ID: "b-olga", PrincipalID: "olga", Role: policy.RoleMember, Scope: "org-a"},
 		{ID: "b-alice", PrincipalID: "alice", Role: policy.RoleMember, Scope: "proj-a1"},
 		{ID: "b-vera", PrincipalID: "vera", Role: policy.RoleViewer, Scope: "proj-a1"},
 	} {
-		w.put(t, policy.BindingsPrefix+b.ID, b)
+		testutil.PutJSON(t, w.cli, policy.BindingsPrefix+b.ID, b)
 	}
 
-	w.cache = policy.NewCache(w.cli, slog.New(slog.DiscardHandler))
-	if err := w.cache.Start(testCtx(t)); err != nil {
-		t.Fatalf("start cache: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := w.cache.Stop(context.Background()); err != nil {
-			t.Errorf("stop cache: %v", err)
-		}
-	})
+	w.cache = testutil.StartPolicyCache(t, w.cli, nil)
 
 	k, err := token.GenerateKey("k1")
 	if err != nil {
@@ -217,22 +186,10 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-// put writes v as JSON at key.
-func (w *world) put(t *testing.T, key string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.cli.Put(testCtx(t), key, string(b)); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-}
-
 // sync waits until the cache reflects every write so far.
 func (w *world) sync(t *testing.T) {
 	t.Helper()
-	if err := w.cache.Sync(testCtx(t)); err != nil {
+	if err := w.cache.Sync(testutil.Context(t)); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 }
@@ -294,6 +251,29 @@ func authenticate(t *testing.T, a *auth.Authenticator, r *http.Request) context.
 	return ar.Context()
 }
 
+// as is the context of an enforce-mode request from a remote peer bearing
+// a token of principal at scope carrying roles.
+func (w *world) as(t *testing.T, principal, scope string, roles ...string) context.Context {
+	t.Helper()
+	raw, _ := w.sign(t, principal, scope, roles)
+	return authenticate(t, w.authn(auth.ModeEnforce), request(remoteAddr, "Bearer "+raw))
+}
+
+// refusesAll checks every check an authorizing handler makes refuses ctx as
+// UNAUTHENTICATED; perm is the permission Require and Permits are asked.
+func refusesAll(t *testing.T, ctx context.Context, perm string) {
+	t.Helper()
+	_, err := auth.Caller(ctx)
+	testutil.WantCode(t, err, apierr.CodeUnauthenticated)
+	testutil.WantCode(t, auth.Require(ctx, perm, policy.System), apierr.CodeUnauthenticated)
+	testutil.WantCode(t, auth.RequireOn(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
+	_, err = auth.ListTarget(ctx, "iam.orgs.list", policy.System)
+	testutil.WantCode(t, err, apierr.CodeUnauthenticated)
+	if auth.Permits(ctx, perm) {
+		t.Errorf("Permits(%s) = true", perm)
+	}
+}
+
 const (
 	loopbackAddr = "127.0.0.1:40000"
 	remoteAddr   = "192.0.2.10:40000"
@@ -338,17 +318,8 @@ func TestAuthenticateWithoutToken(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Authenticate of a tokenless request: %v (it passes on, anonymous)", err)
 		}
-		ctx := ar.Context()
-		_, err = auth.Caller(ctx)
-		wantCode(t, err, apierr.CodeUnauthenticated)
-		wantCode(t, a.RequireAuthenticated(ar), apierr.CodeUnauthenticated)
-		wantCode(t, auth.Require(ctx, "iam.orgs.list", policy.System), apierr.CodeUnauthenticated)
-		wantCode(t, auth.RequireOn(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
-		_, err = auth.ListTarget(ctx, "iam.orgs.list", policy.System)
-		wantCode(t, err, apierr.CodeUnauthenticated)
-		if auth.Permits(ctx, "iam.orgs.list") {
-			t.Error("Permits = true for an anonymous caller")
-		}
+		testutil.WantCode(t, a.RequireAuthenticated(ar), apierr.CodeUnauthenticated)
+		refusesAll(t, ar.Context(), "iam.orgs.list")
 	}
 	t.Run("loopback mode, remote peer: anonymous", func(t *testing.T) {
 		anonymous(t, w.authn(auth.ModeLoopback), request(remoteAddr, ""))
@@ -428,7 +399,7 @@ func TestAuthenticateToken(t *testing.T) {
 				for _, addr := range []string{loopbackAddr, remoteAddr} {
 					r := request(addr, tc.header)
 					ar, err := a.Authenticate(r)
-					wantCode(t, err, apierr.CodeUnauthenticated)
+					testutil.WantCode(t, err, apierr.CodeUnauthenticated)
 					if ar != r {
 						t.Errorf("Authenticate changed the request on failure")
 					}
@@ -461,8 +432,8 @@ func TestAuthenticateRevoked(t *testing.T) {
 		authenticate(t, a, request(remoteAddr, "Bearer "+raw))
 	}
 
-	w.put(t, policy.RevokedTokensPrefix+c1.ID, policy.RevokedToken{ID: c1.ID, ExpiresAt: c1.ExpiresAt})
-	w.put(t, policy.RevokedPrincipalsPrefix+"vera", policy.RevokedPrincipal{PrincipalID: "vera", Before: before})
+	testutil.PutJSON(t, w.cli, policy.RevokedTokensPrefix+c1.ID, policy.RevokedToken{ID: c1.ID, ExpiresAt: c1.ExpiresAt})
+	testutil.PutJSON(t, w.cli, policy.RevokedPrincipalsPrefix+"vera", policy.RevokedPrincipal{PrincipalID: "vera", Before: before})
 	w.sync(t)
 
 	for _, tc := range []struct {
@@ -482,7 +453,7 @@ func TestAuthenticateRevoked(t *testing.T) {
 				for _, addr := range []string{loopbackAddr, remoteAddr} {
 					_, err := w.authn(mode).Authenticate(request(addr, "Bearer "+tc.raw))
 					if tc.revoked {
-						e := wantCode(t, err, apierr.CodeUnauthenticated)
+						e := testutil.WantCode(t, err, apierr.CodeUnauthenticated)
 						if e.Message != "token revoked" {
 							t.Errorf("message %q, want \"token revoked\"", e.Message)
 						}
@@ -504,7 +475,7 @@ func TestAuthenticateBeforeCacheLoads(t *testing.T) {
 	a := auth.New(auth.ModeEnforce, w.verifier, cold)
 	raw, _ := w.sign(t, "alice", "proj-a1", []string{policy.RoleMember})
 	_, err := a.Authenticate(request(remoteAddr, "Bearer "+raw))
-	wantCode(t, err, apierr.CodeUnavailable)
+	testutil.WantCode(t, err, apierr.CodeUnavailable)
 
 	// Loopback trust needs no records, so it works before the load; a
 	// decision about a token holder does not.
@@ -515,17 +486,11 @@ func TestAuthenticateBeforeCacheLoads(t *testing.T) {
 	holder := auth.WithSubject(context.Background(), a, auth.SubjectOf(&token.Claims{
 		ID: "j", Subject: "alice", PrincipalType: token.PrincipalUser, Scope: "proj-a1", Roles: []string{policy.RoleMember}, IssuedBy: "alice",
 	}))
-	wantCode(t, auth.Require(holder, "plasmavmc.vms.get", policy.Target{ProjectID: "proj-a1"}), apierr.CodeUnavailable)
+	testutil.WantCode(t, auth.Require(holder, "plasmavmc.vms.get", policy.Target{ProjectID: "proj-a1"}), apierr.CodeUnavailable)
 }
 
 func TestRequireAndRequireOn(t *testing.T) {
 	w := newWorld(t)
-	a := w.authn(auth.ModeEnforce)
-	as := func(t *testing.T, principal, scope string, roles ...string) context.Context {
-		t.Helper()
-		raw, _ := w.sign(t, principal, scope, roles)
-		return authenticate(t, a, request(remoteAddr, "Bearer "+raw))
-	}
 	a1 := policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}
 	b1 := policy.Target{OrgID: "org-b", ProjectID: "proj-b1"}
 
@@ -538,20 +503,20 @@ func TestRequireAndRequireOn(t *testing.T) {
 		// readCode differs only for out-of-scope targets.
 		want, readCode apierr.Code
 	}{
-		{"member in own project", as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.create", a1, "", ""},
-		{"member reads iam", as(t, "alice", "proj-a1", "member"), "iam.users.get", a1, "", ""},
-		{"member denied in own project", as(t, "alice", "proj-a1", "member"), "iam.users.create", a1, apierr.CodeForbidden, apierr.CodeForbidden},
-		{"member, raw kv denied", as(t, "alice", "proj-a1", "member"), "chainfire.kv.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
-		{"member, other org's project", as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.get", b1, apierr.CodeForbidden, apierr.CodeNotFound},
-		{"member, system target", as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.get", policy.System, apierr.CodeForbidden, apierr.CodeNotFound},
-		{"viewer reads", as(t, "vera", "proj-a1", "viewer"), "plasmavmc.vms.get", a1, "", ""},
-		{"viewer cannot create", as(t, "vera", "proj-a1", "viewer"), "plasmavmc.vms.create", a1, apierr.CodeForbidden, apierr.CodeForbidden},
-		{"org member, org's project", as(t, "olga", "org-a", "member"), "plasmavmc.vms.create", a1, "", ""},
-		{"org member, other org", as(t, "olga", "org-a", "member"), "plasmavmc.vms.get", b1, apierr.CodeForbidden, apierr.CodeNotFound},
-		{"token role the principal does not hold", as(t, "alice", "proj-a1", "admin"), "plasmavmc.vms.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
-		{"unbound principal", as(t, "mallory", "proj-a1", "admin"), "plasmavmc.vms.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
-		{"system admin anywhere", as(t, "root", policy.SystemScope, "admin"), "chainfire.kv.put", policy.System, "", ""},
-		{"system admin in a project", as(t, "root", policy.SystemScope, "admin"), "iam.users.create", b1, "", ""},
+		{"member in own project", w.as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.create", a1, "", ""},
+		{"member reads iam", w.as(t, "alice", "proj-a1", "member"), "iam.users.get", a1, "", ""},
+		{"member denied in own project", w.as(t, "alice", "proj-a1", "member"), "iam.users.create", a1, apierr.CodeForbidden, apierr.CodeForbidden},
+		{"member, raw kv denied", w.as(t, "alice", "proj-a1", "member"), "chainfire.kv.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
+		{"member, other org's project", w.as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.get", b1, apierr.CodeForbidden, apierr.CodeNotFound},
+		{"member, system target", w.as(t, "alice", "proj-a1", "member"), "plasmavmc.vms.get", policy.System, apierr.CodeForbidden, apierr.CodeNotFound},
+		{"viewer reads", w.as(t, "vera", "proj-a1", "viewer"), "plasmavmc.vms.get", a1, "", ""},
+		{"viewer cannot create", w.as(t, "vera", "proj-a1", "viewer"), "plasmavmc.vms.create", a1, apierr.CodeForbidden, apierr.CodeForbidden},
+		{"org member, org's project", w.as(t, "olga", "org-a", "member"), "plasmavmc.vms.create", a1, "", ""},
+		{"org member, other org", w.as(t, "olga", "org-a", "member"), "plasmavmc.vms.get", b1, apierr.CodeForbidden, apierr.CodeNotFound},
+		{"token role the principal does not hold", w.as(t, "alice", "proj-a1", "admin"), "plasmavmc.vms.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
+		{"unbound principal", w.as(t, "mallory", "proj-a1", "admin"), "plasmavmc.vms.get", a1, apierr.CodeForbidden, apierr.CodeForbidden},
+		{"system admin anywhere", w.as(t, "root", policy.SystemScope, "admin"), "chainfire.kv.put", policy.System, "", ""},
+		{"system admin in a project", w.as(t, "root", policy.SystemScope, "admin"), "iam.users.create", b1, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -594,30 +559,24 @@ func TestRequireAndRequireOn(t *testing.T) {
 
 	// A 403 names the permission, never the token, and each error is its
 	// own value: details changed by one caller do not leak to the next.
-	ctx := as(t, "vera", "proj-a1", "viewer")
-	e1 := wantCode(t, auth.Require(ctx, "plasmavmc.vms.create", a1), apierr.CodeForbidden)
+	ctx := w.as(t, "vera", "proj-a1", "viewer")
+	e1 := testutil.WantCode(t, auth.Require(ctx, "plasmavmc.vms.create", a1), apierr.CodeForbidden)
 	e1.Details["permission"] = "tampered"
-	e2 := wantCode(t, auth.Require(ctx, "plasmavmc.vms.create", a1), apierr.CodeForbidden)
+	e2 := testutil.WantCode(t, auth.Require(ctx, "plasmavmc.vms.create", a1), apierr.CodeForbidden)
 	if e2.Details["permission"] != "plasmavmc.vms.create" {
 		t.Errorf("a second 403 carries %v", e2.Details)
 	}
 
 	// Removing the binding takes effect on the same token at once.
-	if _, err := w.cli.Delete(testCtx(t), policy.BindingsPrefix+"b-vera"); err != nil {
+	if _, err := w.cli.Delete(testutil.Context(t), policy.BindingsPrefix+"b-vera"); err != nil {
 		t.Fatal(err)
 	}
 	w.sync(t)
-	wantCode(t, auth.Require(ctx, "plasmavmc.vms.get", a1), apierr.CodeForbidden)
+	testutil.WantCode(t, auth.Require(ctx, "plasmavmc.vms.get", a1), apierr.CodeForbidden)
 }
 
 func TestListTarget(t *testing.T) {
 	w := newWorld(t)
-	a := w.authn(auth.ModeEnforce)
-	as := func(t *testing.T, principal, scope string, roles ...string) context.Context {
-		t.Helper()
-		raw, _ := w.sign(t, principal, scope, roles)
-		return authenticate(t, a, request(remoteAddr, "Bearer "+raw))
-	}
 	const list = "plasmavmc.vms.list"
 	tests := []struct {
 		name  string
@@ -627,23 +586,23 @@ func TestListTarget(t *testing.T) {
 		want  policy.Target
 		code  apierr.Code
 	}{
-		{"project token, nothing named", as(t, "alice", "proj-a1", "member"), list, policy.System, policy.Target{ProjectID: "proj-a1"}, ""},
-		{"project token names its project", as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, ""},
-		{"project token names another project", as(t, "alice", "proj-a1", "member"), list, policy.Target{ProjectID: "proj-b1"}, policy.Target{}, apierr.CodeForbidden},
-		{"project token names a sibling in its org", as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a2"}, policy.Target{}, apierr.CodeForbidden},
-		{"project token names its org", as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a"}, policy.Target{}, apierr.CodeForbidden},
-		{"project token without the permission", as(t, "alice", "proj-a1", "member"), "chainfire.kv.list", policy.System, policy.Target{}, apierr.CodeForbidden},
-		{"org token, nothing named", as(t, "olga", "org-a", "member"), list, policy.System, policy.Target{OrgID: "org-a"}, ""},
-		{"org token names a project of its org", as(t, "olga", "org-a", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, ""},
-		{"org token names another org", as(t, "olga", "org-a", "member"), list, policy.Target{OrgID: "org-b"}, policy.Target{}, apierr.CodeForbidden},
-		{"system token, nothing named", as(t, "root", policy.SystemScope, "admin"), list, policy.System, policy.System, ""},
-		{"system token names a project", as(t, "root", policy.SystemScope, "admin"), list, policy.Target{ProjectID: "proj-b1"}, policy.Target{ProjectID: "proj-b1"}, ""},
+		{"project token, nothing named", w.as(t, "alice", "proj-a1", "member"), list, policy.System, policy.Target{ProjectID: "proj-a1"}, ""},
+		{"project token names its project", w.as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, ""},
+		{"project token names another project", w.as(t, "alice", "proj-a1", "member"), list, policy.Target{ProjectID: "proj-b1"}, policy.Target{}, apierr.CodeForbidden},
+		{"project token names a sibling in its org", w.as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a2"}, policy.Target{}, apierr.CodeForbidden},
+		{"project token names its org", w.as(t, "alice", "proj-a1", "member"), list, policy.Target{OrgID: "org-a"}, policy.Target{}, apierr.CodeForbidden},
+		{"project token without the permission", w.as(t, "alice", "proj-a1", "member"), "chainfire.kv.list", policy.System, policy.Target{}, apierr.CodeForbidden},
+		{"org token, nothing named", w.as(t, "olga", "org-a", "member"), list, policy.System, policy.Target{OrgID: "org-a"}, ""},
+		{"org token names a project of its org", w.as(t, "olga", "org-a", "member"), list, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, policy.Target{OrgID: "org-a", ProjectID: "proj-a1"}, ""},
+		{"org token names another org", w.as(t, "olga", "org-a", "member"), list, policy.Target{OrgID: "org-b"}, policy.Target{}, apierr.CodeForbidden},
+		{"system token, nothing named", w.as(t, "root", policy.SystemScope, "admin"), list, policy.System, policy.System, ""},
+		{"system token names a project", w.as(t, "root", policy.SystemScope, "admin"), list, policy.Target{ProjectID: "proj-b1"}, policy.Target{ProjectID: "proj-b1"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := auth.ListTarget(tc.ctx, tc.perm, tc.named)
 			if tc.code != "" {
-				e := wantCode(t, err, tc.code)
+				e := testutil.WantCode(t, err, tc.code)
 				if e.Details["permission"] != tc.perm {
 					t.Errorf("details %v, want permission %q", e.Details, tc.perm)
 				}
@@ -676,15 +635,7 @@ func TestNoAuthenticatorFailsClosed(t *testing.T) {
 		"request never authenticated":     httptest.NewRequest(http.MethodGet, "/", nil).Context(),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := auth.Caller(ctx)
-			wantCode(t, err, apierr.CodeUnauthenticated)
-			wantCode(t, auth.Require(ctx, "iam.orgs.create", policy.System), apierr.CodeUnauthenticated)
-			wantCode(t, auth.RequireOn(ctx, "iam.orgs.get", policy.Target{OrgID: "org-a"}, "org", "org-a"), apierr.CodeUnauthenticated)
-			_, err = auth.ListTarget(ctx, "iam.orgs.list", policy.System)
-			wantCode(t, err, apierr.CodeUnauthenticated)
-			if auth.Permits(ctx, "iam.orgs.create") {
-				t.Error("Permits = true")
-			}
+			refusesAll(t, ctx, "iam.orgs.create")
 		})
 	}
 	// The same subject with the authenticator is allowed: the refusal above

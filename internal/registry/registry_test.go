@@ -10,40 +10,33 @@ import (
 	"github.com/photoncloud/photon/internal/testutil"
 )
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestRegisterListClose registers two services, lists them, and closes one:
 // its entry is gone at once.
 func TestRegisterListClose(t *testing.T) {
 	s := testutil.StartChainFire(t)
 	cli := s.Client()
-	a, err := registry.Register(ctxT(t), cli, registry.Entry{Service: "iam", Node: "n1", HTTP: "127.0.0.1:8083"}, 5*time.Second)
+	a, err := registry.Register(testutil.Context(t), cli, registry.Entry{Service: "iam", Node: "n1", HTTP: "127.0.0.1:8083"}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := registry.Register(ctxT(t), cli, registry.Entry{Service: "prismnet", Node: "n1"}, 5*time.Second)
+	b, err := registry.Register(testutil.Context(t), cli, registry.Entry{Service: "prismnet", Node: "n1"}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Every service, sorted by key: the node's own ChainFire entry too.
-	all, err := registry.List(ctxT(t), cli, "")
+	all, err := registry.List(testutil.Context(t), cli, "")
 	if err != nil || len(all) != 3 || all[0].Service != "chainfire" || all[1].Service != "iam" || all[2].Service != "prismnet" ||
 		all[1].HTTP != "127.0.0.1:8083" || all[1].StartedAt.IsZero() {
 		t.Fatalf("list = %+v, %v", all, err)
 	}
-	if err := a.Close(ctxT(t)); err != nil {
+	if err := a.Close(testutil.Context(t)); err != nil {
 		t.Fatal(err)
 	}
-	iam, err := registry.List(ctxT(t), cli, "iam")
+	iam, err := registry.List(testutil.Context(t), cli, "iam")
 	if err != nil || len(iam) != 0 {
 		t.Fatalf("after close: %+v, %v", iam, err)
 	}
-	if err := b.Close(ctxT(t)); err != nil {
+	if err := b.Close(testutil.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -53,13 +46,13 @@ func TestRegisterListClose(t *testing.T) {
 func TestDeadServiceExpires(t *testing.T) {
 	s := testutil.StartChainFire(t)
 	dying := testutil.EtcdClient(t, s.GRPCAddr())
-	if _, err := registry.Register(ctxT(t), dying, registry.Entry{Service: "flaredb", Node: "n2"}, 2*time.Second); err != nil {
+	if _, err := registry.Register(testutil.Context(t), dying, registry.Entry{Service: "flaredb", Node: "n2"}, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	dying.Close() // the process "dies": no more keep-alives, no revoke
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		es, err := registry.List(ctxT(t), s.Client(), "flaredb")
+		es, err := registry.List(testutil.Context(t), s.Client(), "flaredb")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,23 +71,23 @@ func TestDeadServiceExpires(t *testing.T) {
 func TestReRegistersAfterLosingLease(t *testing.T) {
 	s := testutil.StartChainFire(t)
 	cli := s.Client()
-	r, err := registry.Register(ctxT(t), cli, registry.Entry{Service: "nightlight", Node: "n1"}, 3*time.Second)
+	r, err := registry.Register(testutil.Context(t), cli, registry.Entry{Service: "nightlight", Node: "n1"}, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
-	leases, err := cli.Leases(ctxT(t))
+	leases, err := cli.Leases(testutil.Context(t))
 	if err != nil || len(leases.Leases) == 0 {
 		t.Fatalf("leases: %v %v", leases, err)
 	}
 	for _, l := range leases.Leases {
-		if _, err := cli.Revoke(ctxT(t), l.ID); err != nil {
+		if _, err := cli.Revoke(testutil.Context(t), l.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		es, err := registry.List(ctxT(t), cli, "nightlight")
+		es, err := registry.List(testutil.Context(t), cli, "nightlight")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +104,7 @@ func TestReRegistersAfterLosingLease(t *testing.T) {
 func TestBadEntry(t *testing.T) {
 	s := testutil.StartChainFire(t)
 	for _, e := range []registry.Entry{{Service: "", Node: "n"}, {Service: "a/b", Node: "n"}, {Service: "a", Node: ""}} {
-		if _, err := registry.Register(ctxT(t), s.Client(), e, time.Second); apierr.CodeOf(err) != apierr.CodeValidation {
+		if _, err := registry.Register(testutil.Context(t), s.Client(), e, time.Second); apierr.CodeOf(err) != apierr.CodeValidation {
 			t.Errorf("Register(%+v) = %v, want VALIDATION_ERROR", e, err)
 		}
 	}

@@ -2,7 +2,6 @@ package state_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -25,32 +24,10 @@ type vpc struct {
 	Size int    `json:"size"`
 }
 
-// ctxT is a per-call deadline: a hung store must fail the test, not the
-// whole package run at its 10-minute timeout.
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// wantCode fails unless err is an *apierr.Error of code, and returns it.
-func wantCode(t *testing.T, err error, code apierr.Code) *apierr.Error {
-	t.Helper()
-	var e *apierr.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("err = %v (%T), want %s", err, err, code)
-	}
-	if e.Code != code {
-		t.Fatalf("err = %v, want %s", err, code)
-	}
-	return e
-}
-
 // mustGet reads id and fails the test on any error.
 func mustGet[T any](t *testing.T, c *state.Collection[T], id string) state.Item[T] {
 	t.Helper()
-	it, err := c.Get(ctxT(t), id)
+	it, err := c.Get(testutil.Context(t), id)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
@@ -60,15 +37,15 @@ func mustGet[T any](t *testing.T, c *state.Collection[T], id string) state.Item[
 // wantMissing fails unless id is NOT_FOUND.
 func wantMissing[T any](t *testing.T, c *state.Collection[T], id string) {
 	t.Helper()
-	_, err := c.Get(ctxT(t), id)
-	wantCode(t, err, apierr.CodeNotFound)
+	_, err := c.Get(testutil.Context(t), id)
+	testutil.WantCode(t, err, apierr.CodeNotFound)
 }
 
 // rawCount counts the keys under prefix straight from etcd, bypassing the
 // code under test, to prove what a failed operation did not write.
 func rawCount(t *testing.T, cli *clientv3.Client, prefix string) int64 {
 	t.Helper()
-	resp, err := cli.Get(ctxT(t), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := cli.Get(testutil.Context(t), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatalf("raw count: %v", err)
 	}
@@ -86,7 +63,7 @@ func TestCollectionCRUD(t *testing.T) {
 
 	t.Run("create then get", func(t *testing.T) {
 		c := newColl(t)
-		created, err := c.Create(ctxT(t), "v1", vpc{Name: "one", CIDR: "10.0.0.0/16", Size: 3})
+		created, err := c.Create(testutil.Context(t), "v1", vpc{Name: "one", CIDR: "10.0.0.0/16", Size: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,12 +81,12 @@ func TestCollectionCRUD(t *testing.T) {
 	})
 	t.Run("create twice", func(t *testing.T) {
 		c := newColl(t)
-		first, err := c.Create(ctxT(t), "v1", vpc{Name: "first"})
+		first, err := c.Create(testutil.Context(t), "v1", vpc{Name: "first"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Create(ctxT(t), "v1", vpc{Name: "second"})
-		e := wantCode(t, err, apierr.CodeAlreadyExists)
+		_, err = c.Create(testutil.Context(t), "v1", vpc{Name: "second"})
+		e := testutil.WantCode(t, err, apierr.CodeAlreadyExists)
 		if e.Details["id"] != "v1" || e.Details["kind"] != "vpc" || apierr.HTTPStatus(e.Code) != 409 {
 			t.Errorf("err = %+v", e)
 		}
@@ -119,16 +96,16 @@ func TestCollectionCRUD(t *testing.T) {
 	})
 	t.Run("get missing", func(t *testing.T) {
 		c := newColl(t)
-		_, err := c.Get(ctxT(t), "nope")
-		e := wantCode(t, err, apierr.CodeNotFound)
+		_, err := c.Get(testutil.Context(t), "nope")
+		e := testutil.WantCode(t, err, apierr.CodeNotFound)
 		if e.Details["id"] != "nope" || e.Details["kind"] != "vpc" || !strings.Contains(e.Message, `vpc "nope"`) {
 			t.Errorf("err = %+v", e)
 		}
 	})
 	t.Run("update", func(t *testing.T) {
 		c := newColl(t)
-		created, _ := c.Create(ctxT(t), "v1", vpc{Name: "a"})
-		upd, err := c.Update(ctxT(t), "v1", vpc{Name: "b"}, created.ModRevision)
+		created, _ := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
+		upd, err := c.Update(testutil.Context(t), "v1", vpc{Name: "b"}, created.ModRevision)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,19 +117,19 @@ func TestCollectionCRUD(t *testing.T) {
 			t.Errorf("after update got %+v", got)
 		}
 		// The new revision is the one to name next.
-		if _, err := c.Update(ctxT(t), "v1", vpc{Name: "c"}, upd.ModRevision); err != nil {
+		if _, err := c.Update(testutil.Context(t), "v1", vpc{Name: "c"}, upd.ModRevision); err != nil {
 			t.Errorf("second update with the fresh revision: %v", err)
 		}
 	})
 	t.Run("update stale revision", func(t *testing.T) {
 		c := newColl(t)
-		created, _ := c.Create(ctxT(t), "v1", vpc{Name: "a"})
-		upd, err := c.Update(ctxT(t), "v1", vpc{Name: "b"}, created.ModRevision)
+		created, _ := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
+		upd, err := c.Update(testutil.Context(t), "v1", vpc{Name: "b"}, created.ModRevision)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Update(ctxT(t), "v1", vpc{Name: "stale"}, created.ModRevision)
-		e := wantCode(t, err, apierr.CodeConflict)
+		_, err = c.Update(testutil.Context(t), "v1", vpc{Name: "stale"}, created.ModRevision)
+		e := testutil.WantCode(t, err, apierr.CodeConflict)
 		if cur, ok := e.Details["current_revision"].(int64); !ok || cur != upd.ModRevision {
 			t.Errorf("details.current_revision = %#v, want int64 %d", e.Details["current_revision"], upd.ModRevision)
 		}
@@ -165,9 +142,9 @@ func TestCollectionCRUD(t *testing.T) {
 	})
 	t.Run("update revision zero of existing", func(t *testing.T) {
 		c := newColl(t)
-		created, _ := c.Create(ctxT(t), "v1", vpc{Name: "a"})
-		_, err := c.Update(ctxT(t), "v1", vpc{Name: "b"}, 0)
-		wantCode(t, err, apierr.CodeConflict)
+		created, _ := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
+		_, err := c.Update(testutil.Context(t), "v1", vpc{Name: "b"}, 0)
+		testutil.WantCode(t, err, apierr.CodeConflict)
 		if got := mustGet(t, c, "v1"); got.Value.Name != "a" || got.ModRevision != created.ModRevision {
 			t.Errorf("changed: %+v", got)
 		}
@@ -176,10 +153,10 @@ func TestCollectionCRUD(t *testing.T) {
 		c := newColl(t)
 		// A revision from some other key, and revision 0: neither may
 		// resurrect a missing item (Update replaces; only Create creates).
-		other, _ := c.Create(ctxT(t), "other", vpc{})
+		other, _ := c.Create(testutil.Context(t), "other", vpc{})
 		for _, rev := range []int64{other.ModRevision, 0, 1 << 40, -1} {
-			_, err := c.Update(ctxT(t), "gone", vpc{Name: "x"}, rev)
-			e := wantCode(t, err, apierr.CodeNotFound)
+			_, err := c.Update(testutil.Context(t), "gone", vpc{Name: "x"}, rev)
+			e := testutil.WantCode(t, err, apierr.CodeNotFound)
 			if e.Details["id"] != "gone" {
 				t.Errorf("rev %d: details %v", rev, e.Details)
 			}
@@ -188,12 +165,12 @@ func TestCollectionCRUD(t *testing.T) {
 	})
 	t.Run("update deleted", func(t *testing.T) {
 		c := newColl(t)
-		created, _ := c.Create(ctxT(t), "v1", vpc{Name: "a"})
-		if err := c.Delete(ctxT(t), "v1", created.ModRevision); err != nil {
+		created, _ := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
+		if err := c.Delete(testutil.Context(t), "v1", created.ModRevision); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.Update(ctxT(t), "v1", vpc{Name: "b"}, created.ModRevision)
-		wantCode(t, err, apierr.CodeNotFound)
+		_, err := c.Update(testutil.Context(t), "v1", vpc{Name: "b"}, created.ModRevision)
+		testutil.WantCode(t, err, apierr.CodeNotFound)
 		wantMissing(t, c, "v1")
 	})
 	t.Run("delete", func(t *testing.T) {
@@ -216,13 +193,13 @@ func TestCollectionCRUD(t *testing.T) {
 				id := fmt.Sprintf("d%d", i)
 				var created int64
 				if tc.exists {
-					it, err := c.Create(ctxT(t), id, vpc{Name: id})
+					it, err := c.Create(testutil.Context(t), id, vpc{Name: id})
 					if err != nil {
 						t.Fatal(err)
 					}
 					created = it.ModRevision
 				}
-				err := c.Delete(ctxT(t), id, tc.rev(created))
+				err := c.Delete(testutil.Context(t), id, tc.rev(created))
 				if tc.wantErr == "" {
 					if err != nil {
 						t.Fatalf("Delete: %v", err)
@@ -230,7 +207,7 @@ func TestCollectionCRUD(t *testing.T) {
 					wantMissing(t, c, id)
 					return
 				}
-				e := wantCode(t, err, tc.wantErr)
+				e := testutil.WantCode(t, err, tc.wantErr)
 				if tc.wantErr == apierr.CodeConflict {
 					if e.Details["current_revision"] != created {
 						t.Errorf("current_revision %v, want %d", e.Details["current_revision"], created)
@@ -244,11 +221,11 @@ func TestCollectionCRUD(t *testing.T) {
 	})
 	t.Run("recreate after delete", func(t *testing.T) {
 		c := newColl(t)
-		first, _ := c.Create(ctxT(t), "v1", vpc{Name: "a"})
-		if err := c.Delete(ctxT(t), "v1", 0); err != nil {
+		first, _ := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
+		if err := c.Delete(testutil.Context(t), "v1", 0); err != nil {
 			t.Fatal(err)
 		}
-		second, err := c.Create(ctxT(t), "v1", vpc{Name: "b"})
+		second, err := c.Create(testutil.Context(t), "v1", vpc{Name: "b"})
 		if err != nil {
 			t.Fatalf("create after delete: %v", err)
 		}
@@ -256,38 +233,38 @@ func TestCollectionCRUD(t *testing.T) {
 			t.Errorf("revisions went backwards: %+v then %+v", first, second)
 		}
 		// The old revision must not delete the new incarnation.
-		err = c.Delete(ctxT(t), "v1", first.ModRevision)
-		wantCode(t, err, apierr.CodeConflict)
+		err = c.Delete(testutil.Context(t), "v1", first.ModRevision)
+		testutil.WantCode(t, err, apierr.CodeConflict)
 	})
 	t.Run("corrupt value", func(t *testing.T) {
 		c := newColl(t)
-		if _, err := cli.Put(ctxT(t), c.Key("bad"), "{not json"); err != nil {
+		if _, err := cli.Put(testutil.Context(t), c.Key("bad"), "{not json"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.Get(ctxT(t), "bad")
-		e := wantCode(t, err, apierr.CodeInternal)
+		_, err := c.Get(testutil.Context(t), "bad")
+		e := testutil.WantCode(t, err, apierr.CodeInternal)
 		if !strings.Contains(e.Message, "corrupt") || e.Err == nil {
 			t.Errorf("err = %+v", e)
 		}
-		_, err = c.List(ctxT(t), "", 10, "")
-		wantCode(t, err, apierr.CodeInternal)
+		_, err = c.List(testutil.Context(t), "", 10, "")
+		testutil.WantCode(t, err, apierr.CodeInternal)
 	})
 	t.Run("cancelled context", func(t *testing.T) {
 		c := newColl(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := c.Get(ctx, "x")
-		wantCode(t, err, apierr.CodeUnavailable)
+		testutil.WantCode(t, err, apierr.CodeUnavailable)
 		_, err = c.Create(ctx, "x", vpc{})
-		wantCode(t, err, apierr.CodeUnavailable)
+		testutil.WantCode(t, err, apierr.CodeUnavailable)
 		wantMissing(t, c, "x")
 	})
 	t.Run("too large", func(t *testing.T) {
 		// Over the store's request limit (1.5 MiB): the in-process client
 		// has no gRPC framing, so this is etcd's own size check.
 		c := newColl(t)
-		_, err := c.Create(ctxT(t), "huge", vpc{Name: strings.Repeat("x", 1700<<10)})
-		wantCode(t, err, apierr.CodePayloadTooLarge)
+		_, err := c.Create(testutil.Context(t), "huge", vpc{Name: strings.Repeat("x", 1700<<10)})
+		testutil.WantCode(t, err, apierr.CodePayloadTooLarge)
 		wantMissing(t, c, "huge")
 	})
 	t.Run("expired deadline", func(t *testing.T) {
@@ -295,7 +272,7 @@ func TestCollectionCRUD(t *testing.T) {
 		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 		defer cancel()
 		_, err := c.List(ctx, "", 5, "")
-		wantCode(t, err, apierr.CodeUnavailable)
+		testutil.WantCode(t, err, apierr.CodeUnavailable)
 	})
 }
 
@@ -305,7 +282,7 @@ func listAll[T any](t *testing.T, c *state.Collection[T], idPrefix string, limit
 	t.Helper()
 	token := ""
 	for {
-		page, err := c.List(ctxT(t), idPrefix, limit, token)
+		page, err := c.List(testutil.Context(t), idPrefix, limit, token)
 		if err != nil {
 			t.Fatalf("List page %d: %v", pages, err)
 		}
@@ -344,13 +321,13 @@ func TestList(t *testing.T) {
 	}
 	// Create in random order: the listing's order must come from the keys.
 	for _, i := range rand.Perm(len(want)) {
-		if _, err := c.Create(ctxT(t), want[i], vpc{Name: want[i], Size: i}); err != nil {
+		if _, err := c.Create(testutil.Context(t), want[i], vpc{Name: want[i], Size: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Neighbours that share the string prefix but not the collection.
 	for _, k := range []string{"/test/list/items", "/test/list/items0", "/test/list/itemsX/a", "/test/list/a"} {
-		if _, err := cli.Put(ctxT(t), k, `{"name":"intruder"}`); err != nil {
+		if _, err := cli.Put(testutil.Context(t), k, `{"name":"intruder"}`); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -369,7 +346,7 @@ func TestList(t *testing.T) {
 		})
 	}
 	t.Run("values decoded", func(t *testing.T) {
-		page, err := c.List(ctxT(t), "item-1", 3, "")
+		page, err := c.List(testutil.Context(t), "item-1", 3, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,22 +366,22 @@ func TestList(t *testing.T) {
 	t.Run("items added between pages", func(t *testing.T) {
 		d := state.NewCollection[vpc](cli, "/test/list/growing/", "vpc")
 		for _, id := range []string{"b", "d", "f"} {
-			if _, err := d.Create(ctxT(t), id, vpc{}); err != nil {
+			if _, err := d.Create(testutil.Context(t), id, vpc{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		p1, err := d.List(ctxT(t), "", 2, "")
+		p1, err := d.List(testutil.Context(t), "", 2, "")
 		if err != nil || len(p1.Items) != 2 {
 			t.Fatalf("page 1 = %+v, %v", p1, err)
 		}
 		// One key before the cursor, one after: only the later one shows up,
 		// and nothing already seen repeats.
 		for _, id := range []string{"a", "e"} {
-			if _, err := d.Create(ctxT(t), id, vpc{}); err != nil {
+			if _, err := d.Create(testutil.Context(t), id, vpc{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		p2, err := d.List(ctxT(t), "", 2, p1.NextPageToken)
+		p2, err := d.List(testutil.Context(t), "", 2, p1.NextPageToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +394,7 @@ func TestList(t *testing.T) {
 		}
 	})
 
-	first, err := c.List(ctxT(t), "item-0", 2, "")
+	first, err := c.List(testutil.Context(t), "item-0", 2, "")
 	if err != nil || first.NextPageToken == "" {
 		t.Fatalf("first page %+v, %v", first, err)
 	}
@@ -437,8 +414,8 @@ func TestList(t *testing.T) {
 		{"standard base64 alphabet", c, "", "/+/+"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.coll.List(ctxT(t), tc.idPfx, 2, tc.token)
-			e := wantCode(t, err, apierr.CodeValidation)
+			_, err := tc.coll.List(testutil.Context(t), tc.idPfx, 2, tc.token)
+			e := testutil.WantCode(t, err, apierr.CodeValidation)
 			if e.Details["field"] != "page_token" {
 				t.Errorf("details %v, want field page_token", e.Details)
 			}
@@ -451,16 +428,16 @@ func TestList(t *testing.T) {
 // keyspace (prefix "") its tokens still work.
 func TestListRaw(t *testing.T) {
 	cli := testutil.StartChainFire(t).Client()
-	put, err := cli.Put(ctxT(t), "/raw/a", "1")
+	put, err := cli.Put(testutil.Context(t), "/raw/a", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"/raw/b", "/raw/c", "/zzz"} {
-		if _, err := cli.Put(ctxT(t), k, "x"); err != nil {
+		if _, err := cli.Put(testutil.Context(t), k, "x"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	kvs, next, rev, err := state.ListRaw(ctxT(t), cli, "/raw/", 2, "")
+	kvs, next, rev, err := state.ListRaw(testutil.Context(t), cli, "/raw/", 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +445,7 @@ func TestListRaw(t *testing.T) {
 		kvs[0].ModRevision != put.Header.Revision || kvs[0].Version != 1 || next == "" || rev < put.Header.Revision+3 {
 		t.Fatalf("ListRaw = %+v, %q, %d", kvs, next, rev)
 	}
-	kvs, next, _, err = state.ListRaw(ctxT(t), cli, "/raw/", 2, next)
+	kvs, next, _, err = state.ListRaw(testutil.Context(t), cli, "/raw/", 2, next)
 	if err != nil || len(kvs) != 1 || string(kvs[0].Key) != "/raw/c" || next != "" {
 		t.Fatalf("page 2 = %+v, %q, %v", kvs, next, err)
 	}
@@ -476,7 +453,7 @@ func TestListRaw(t *testing.T) {
 	var all []string
 	token := ""
 	for i := 0; i < 100; i++ {
-		kvs, next, _, err := state.ListRaw(ctxT(t), cli, "", 1, token)
+		kvs, next, _, err := state.ListRaw(testutil.Context(t), cli, "", 1, token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -493,8 +470,8 @@ func TestListRaw(t *testing.T) {
 	if !slices.Equal(all, want) {
 		t.Errorf("whole keyspace = %v, want %v", all, want)
 	}
-	_, _, _, err = state.ListRaw(ctxT(t), cli, "/raw/", 2, "%%%")
-	wantCode(t, err, apierr.CodeValidation)
+	_, _, _, err = state.ListRaw(testutil.Context(t), cli, "/raw/", 2, "%%%")
+	testutil.WantCode(t, err, apierr.CodeValidation)
 }
 
 // TestCommit checks multi-key transactions are all-or-nothing and report the
@@ -504,11 +481,11 @@ func TestCommit(t *testing.T) {
 	cli := testutil.StartChainFire(t).Client()
 	vpcs := state.NewCollection[vpc](cli, "/test/commit/vpcs/", "vpc")
 	subnets := state.NewCollection[vpc](cli, "/test/commit/subnets/", "subnet")
-	existing, err := vpcs.Create(ctxT(t), "existing", vpc{Name: "old"})
+	existing, err := vpcs.Create(testutil.Context(t), "existing", vpc{Name: "old"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	doomed, err := subnets.Create(ctxT(t), "doomed", vpc{Name: "doomed"})
+	doomed, err := subnets.Create(testutil.Context(t), "doomed", vpc{Name: "doomed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,13 +546,13 @@ func TestCommit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before, err := cli.Get(ctxT(t), "/test/commit/", clientv3.WithPrefix())
+			before, err := cli.Get(testutil.Context(t), "/test/commit/", clientv3.WithPrefix())
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = state.Commit(ctxT(t), cli, tc.ops()...)
-			wantCode(t, err, tc.want)
-			after, err := cli.Get(ctxT(t), "/test/commit/", clientv3.WithPrefix())
+			_, err = state.Commit(testutil.Context(t), cli, tc.ops()...)
+			testutil.WantCode(t, err, tc.want)
+			after, err := cli.Get(testutil.Context(t), "/test/commit/", clientv3.WithPrefix())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -593,7 +570,7 @@ func TestCommit(t *testing.T) {
 	}
 
 	t.Run("all succeed at one revision", func(t *testing.T) {
-		rev, err := state.Commit(ctxT(t), cli,
+		rev, err := state.Commit(testutil.Context(t), cli,
 			mustOp(vpcs.CreateOp("v-new", vpc{Name: "new"})),
 			mustOp(vpcs.UpdateOp("existing", vpc{Name: "updated"}, existing.ModRevision)),
 			mustOp(subnets.CreateOp("s-new", vpc{Name: "sub"})),
@@ -613,18 +590,18 @@ func TestCommit(t *testing.T) {
 		wantMissing(t, subnets, "doomed")
 	})
 	t.Run("no ops", func(t *testing.T) {
-		if rev, err := state.Commit(ctxT(t), cli); err != nil || rev <= 0 {
+		if rev, err := state.Commit(testutil.Context(t), cli); err != nil || rev <= 0 {
 			t.Errorf("empty commit = %d, %v", rev, err)
 		}
 	})
 	t.Run("unencodable value", func(t *testing.T) {
 		bad := state.NewCollection[chan int](cli, "/test/commit/bad/", "bad")
 		_, err := bad.CreateOp("x", make(chan int))
-		wantCode(t, err, apierr.CodeInternal)
-		_, err = bad.Create(ctxT(t), "x", make(chan int))
-		wantCode(t, err, apierr.CodeInternal)
-		_, err = bad.Update(ctxT(t), "x", make(chan int), 1)
-		wantCode(t, err, apierr.CodeInternal)
+		testutil.WantCode(t, err, apierr.CodeInternal)
+		_, err = bad.Create(testutil.Context(t), "x", make(chan int))
+		testutil.WantCode(t, err, apierr.CodeInternal)
+		_, err = bad.Update(testutil.Context(t), "x", make(chan int), 1)
+		testutil.WantCode(t, err, apierr.CodeInternal)
 		if n := rawCount(t, cli, "/test/commit/bad/"); n != 0 {
 			t.Errorf("%d keys written", n)
 		}
@@ -639,7 +616,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	c := state.NewCollection[vpc](cli, "/test/race/", "vpc")
 	for round := range 3 {
 		id := fmt.Sprintf("v%d", round)
-		created, err := c.Create(ctxT(t), id, vpc{Name: "start"})
+		created, err := c.Create(testutil.Context(t), id, vpc{Name: "start"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -687,18 +664,18 @@ func TestThroughGRPCClient(t *testing.T) {
 	cli := testutil.EtcdClient(t, s.GRPCAddr())
 	c := state.NewCollection[vpc](cli, "/test/grpc/", "vpc")
 
-	created, err := c.Create(ctxT(t), "v1", vpc{Name: "a"})
+	created, err := c.Create(testutil.Context(t), "v1", vpc{Name: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Create(ctxT(t), "v1", vpc{Name: "b"})
-	wantCode(t, err, apierr.CodeAlreadyExists)
-	upd, err := c.Update(ctxT(t), "v1", vpc{Name: "b"}, created.ModRevision)
+	_, err = c.Create(testutil.Context(t), "v1", vpc{Name: "b"})
+	testutil.WantCode(t, err, apierr.CodeAlreadyExists)
+	upd, err := c.Update(testutil.Context(t), "v1", vpc{Name: "b"}, created.ModRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Update(ctxT(t), "v1", vpc{Name: "c"}, created.ModRevision)
-	if e := wantCode(t, err, apierr.CodeConflict); e.Details["current_revision"] != upd.ModRevision {
+	_, err = c.Update(testutil.Context(t), "v1", vpc{Name: "c"}, created.ModRevision)
+	if e := testutil.WantCode(t, err, apierr.CodeConflict); e.Details["current_revision"] != upd.ModRevision {
 		t.Errorf("details %v", e.Details)
 	}
 	// The in-process client sees the same data: one store, two clients.
@@ -706,7 +683,7 @@ func TestThroughGRPCClient(t *testing.T) {
 		t.Errorf("in-process read %+v", got)
 	}
 	for i := range 9 {
-		if _, err := c.Create(ctxT(t), fmt.Sprintf("w%d", i), vpc{}); err != nil {
+		if _, err := c.Create(testutil.Context(t), fmt.Sprintf("w%d", i), vpc{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -714,22 +691,22 @@ func TestThroughGRPCClient(t *testing.T) {
 	if len(ids) != 9 || pages != 3 {
 		t.Errorf("listed %v in %d pages", ids, pages)
 	}
-	_, err = c.Get(ctxT(t), "missing")
-	wantCode(t, err, apierr.CodeNotFound)
+	_, err = c.Get(testutil.Context(t), "missing")
+	testutil.WantCode(t, err, apierr.CodeNotFound)
 
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 		defer cancel()
 		time.Sleep(time.Millisecond)
 		_, err := c.Get(ctx, "v1")
-		wantCode(t, err, apierr.CodeUnavailable)
+		testutil.WantCode(t, err, apierr.CodeUnavailable)
 	})
 	t.Run("too large", func(t *testing.T) {
 		// Over the server's request limit (1.5 MiB by default) but under the
 		// client's send limit, and over both: each is PAYLOAD_TOO_LARGE.
 		for _, size := range []int{1700 << 10, 3 << 20} {
-			_, err := c.Create(ctxT(t), "huge", vpc{Name: strings.Repeat("x", size)})
-			wantCode(t, err, apierr.CodePayloadTooLarge)
+			_, err := c.Create(testutil.Context(t), "huge", vpc{Name: strings.Repeat("x", size)})
+			testutil.WantCode(t, err, apierr.CodePayloadTooLarge)
 		}
 		wantMissing(t, c, "huge")
 	})

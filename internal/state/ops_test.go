@@ -21,7 +21,7 @@ type opsSnapshot struct {
 
 func opsSnap(t *testing.T, cli *clientv3.Client, prefix string) opsSnapshot {
 	t.Helper()
-	resp, err := cli.Get(ctxT(t), prefix, clientv3.WithPrefix())
+	resp, err := cli.Get(testutil.Context(t), prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ type opsKV struct {
 // opsRaw reads one key straight from etcd (nil when absent).
 func opsRaw(t *testing.T, cli *clientv3.Client, key string) *opsKV {
 	t.Helper()
-	resp, err := cli.Get(ctxT(t), key)
+	resp, err := cli.Get(testutil.Context(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestPutOp(t *testing.T) {
 	marks := state.NewCollection[vpc](cli, "/test/putop/marks/", "mark")
 
 	t.Run("absent then present", func(t *testing.T) {
-		rev, err := state.Commit(ctxT(t), cli, must(marks.PutOp("m1", vpc{Name: "one"}, 0)))
+		rev, err := state.Commit(testutil.Context(t), cli, must(marks.PutOp("m1", vpc{Name: "one"}, 0)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestPutOp(t *testing.T) {
 			t.Errorf("raw = %+v, want no lease", raw)
 		}
 		// Over an existing key: no ALREADY_EXISTS, no CONFLICT.
-		rev2, err := state.Commit(ctxT(t), cli, must(marks.PutOp("m1", vpc{Name: "two", Size: 2}, 0)))
+		rev2, err := state.Commit(testutil.Context(t), cli, must(marks.PutOp("m1", vpc{Name: "two", Size: 2}, 0)))
 		if err != nil {
 			t.Fatalf("put over an existing key: %v", err)
 		}
@@ -118,16 +118,16 @@ func TestPutOp(t *testing.T) {
 	})
 
 	t.Run("with a lease", func(t *testing.T) {
-		lease, err := cli.Grant(ctxT(t), 600)
+		lease, err := cli.Grant(testutil.Context(t), 600)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := cli.Grant(ctxT(t), 600)
+		other, err := cli.Grant(testutil.Context(t), 600)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _, _ = cli.Revoke(ctxT(t), other.ID) })
-		_, err = state.Commit(ctxT(t), cli,
+		t.Cleanup(func() { _, _ = cli.Revoke(testutil.Context(t), other.ID) })
+		_, err = state.Commit(testutil.Context(t), cli,
 			must(marks.PutOp("leased-1", vpc{Name: "l1"}, lease.ID)),
 			must(marks.PutOp("leased-2", vpc{Name: "l2"}, lease.ID)),
 			must(marks.PutOp("other", vpc{Name: "o"}, other.ID)),
@@ -143,7 +143,7 @@ func TestPutOp(t *testing.T) {
 			}
 		}
 
-		if _, err := cli.Revoke(ctxT(t), lease.ID); err != nil {
+		if _, err := cli.Revoke(testutil.Context(t), lease.ID); err != nil {
 			t.Fatal(err)
 		}
 		wantMissing(t, marks, "leased-1")
@@ -154,7 +154,7 @@ func TestPutOp(t *testing.T) {
 
 	t.Run("an unknown lease fails the whole transaction", func(t *testing.T) {
 		before := opsSnap(t, cli, "/test/putop/")
-		_, err := state.Commit(ctxT(t), cli,
+		_, err := state.Commit(testutil.Context(t), cli,
 			must(marks.PutOp("fine", vpc{}, 0)),
 			must(marks.PutOp("lost", vpc{}, clientv3.LeaseID(0x7fff_ffff_0001))),
 		)
@@ -166,18 +166,18 @@ func TestPutOp(t *testing.T) {
 
 	t.Run("no write when another step fails", func(t *testing.T) {
 		before := opsSnap(t, cli, "/test/putop/")
-		_, err := state.Commit(ctxT(t), cli,
+		_, err := state.Commit(testutil.Context(t), cli,
 			must(marks.PutOp("m1", vpc{Name: "clobber"}, 0)),
 			marks.ExistsOp("nope"),
 		)
-		wantCode(t, err, apierr.CodeNotFound)
+		testutil.WantCode(t, err, apierr.CodeNotFound)
 		opsUnchanged(t, cli, "/test/putop/", before)
 	})
 
 	t.Run("unencodable value", func(t *testing.T) {
 		bad := state.NewCollection[chan int](cli, "/test/putop/bad/", "bad")
 		_, err := bad.PutOp("x", make(chan int), 0)
-		wantCode(t, err, apierr.CodeInternal)
+		testutil.WantCode(t, err, apierr.CodeInternal)
 	})
 }
 
@@ -187,15 +187,15 @@ func TestDeleteAnyOp(t *testing.T) {
 	cli := testutil.StartChainFire(t).Client()
 	must := opsMust(t)
 	c := state.NewCollection[vpc](cli, "/test/deleteany/", "vpc")
-	if _, err := c.Create(ctxT(t), "here", vpc{Name: "h"}); err != nil {
+	if _, err := c.Create(testutil.Context(t), "here", vpc{Name: "h"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Create(ctxT(t), "kept", vpc{Name: "k"}); err != nil {
+	if _, err := c.Create(testutil.Context(t), "kept", vpc{Name: "k"}); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("present", func(t *testing.T) {
-		if _, err := state.Commit(ctxT(t), cli, c.DeleteAnyOp("here")); err != nil {
+		if _, err := state.Commit(testutil.Context(t), cli, c.DeleteAnyOp("here")); err != nil {
 			t.Fatal(err)
 		}
 		wantMissing(t, c, "here")
@@ -203,14 +203,14 @@ func TestDeleteAnyOp(t *testing.T) {
 	})
 	t.Run("absent", func(t *testing.T) {
 		for _, id := range []string{"here", "never"} {
-			if _, err := state.Commit(ctxT(t), cli, c.DeleteAnyOp(id)); err != nil {
+			if _, err := state.Commit(testutil.Context(t), cli, c.DeleteAnyOp(id)); err != nil {
 				t.Errorf("DeleteAnyOp(%s) of an absent key: %v", id, err)
 			}
 		}
 		mustGet(t, c, "kept")
 	})
 	t.Run("absent among other steps", func(t *testing.T) {
-		rev, err := state.Commit(ctxT(t), cli,
+		rev, err := state.Commit(testutil.Context(t), cli,
 			c.DeleteAnyOp("never"),
 			must(c.CreateOp("new", vpc{Name: "n"})),
 			c.DeleteAnyOp("kept"),
@@ -224,12 +224,12 @@ func TestDeleteAnyOp(t *testing.T) {
 		wantMissing(t, c, "kept")
 	})
 	t.Run("no delete when another step fails", func(t *testing.T) {
-		if _, err := c.Create(ctxT(t), "survivor", vpc{}); err != nil {
+		if _, err := c.Create(testutil.Context(t), "survivor", vpc{}); err != nil {
 			t.Fatal(err)
 		}
 		before := opsSnap(t, cli, "/test/deleteany/")
-		_, err := state.Commit(ctxT(t), cli, c.DeleteAnyOp("survivor"), must(c.CreateOp("new", vpc{})))
-		wantCode(t, err, apierr.CodeAlreadyExists)
+		_, err := state.Commit(testutil.Context(t), cli, c.DeleteAnyOp("survivor"), must(c.CreateOp("new", vpc{})))
+		testutil.WantCode(t, err, apierr.CodeAlreadyExists)
 		opsUnchanged(t, cli, "/test/deleteany/", before)
 		mustGet(t, c, "survivor")
 	})
@@ -243,19 +243,19 @@ func TestExistsOp(t *testing.T) {
 	must := opsMust(t)
 	orgs := state.NewCollection[vpc](cli, "/test/exists/orgs/", "org")
 	projects := state.NewCollection[vpc](cli, "/test/exists/projects/", "project")
-	parent, err := orgs.Create(ctxT(t), "org-a", vpc{Name: "a"})
+	parent, err := orgs.Create(testutil.Context(t), "org-a", vpc{Name: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orgs.Create(ctxT(t), "org-gone", vpc{}); err != nil {
+	if _, err := orgs.Create(testutil.Context(t), "org-gone", vpc{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := orgs.Delete(ctxT(t), "org-gone", 0); err != nil {
+	if err := orgs.Delete(testutil.Context(t), "org-gone", 0); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("present", func(t *testing.T) {
-		rev, err := state.Commit(ctxT(t), cli, orgs.ExistsOp("org-a"), must(projects.CreateOp("p1", vpc{Name: "p1"})))
+		rev, err := state.Commit(testutil.Context(t), cli, orgs.ExistsOp("org-a"), must(projects.CreateOp("p1", vpc{Name: "p1"})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,8 +302,8 @@ func TestExistsOp(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := opsSnap(t, cli, "/test/exists/")
-			_, err := state.Commit(ctxT(t), cli, tc.ops()...)
-			e := wantCode(t, err, tc.code)
+			_, err := state.Commit(testutil.Context(t), cli, tc.ops()...)
+			e := testutil.WantCode(t, err, tc.code)
 			if e.Details["kind"] != tc.kind || e.Details["id"] != tc.id {
 				t.Errorf("details %v, want kind %q id %q", e.Details, tc.kind, tc.id)
 			}
@@ -332,12 +332,12 @@ func TestNoneUnderOp(t *testing.T) {
 		Details: map[string]any{"kind": "org", "id": "org-a"}}
 	put := func(t *testing.T, id string, lease clientv3.LeaseID) {
 		t.Helper()
-		if _, err := state.Commit(ctxT(t), cli, must(index.PutOp(id, struct{}{}, lease))); err != nil {
+		if _, err := state.Commit(testutil.Context(t), cli, must(index.PutOp(id, struct{}{}, lease))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, id := range []string{"org-a", "org-ab", "org-b"} {
-		if _, err := orgs.Create(ctxT(t), id, vpc{Name: id}); err != nil {
+		if _, err := orgs.Create(testutil.Context(t), id, vpc{Name: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -349,7 +349,7 @@ func TestNoneUnderOp(t *testing.T) {
 	deleteOrg := func(t *testing.T) error {
 		t.Helper()
 		before := opsSnap(t, cli, "/test/noneunder/")
-		_, err := state.Commit(ctxT(t), cli, orgs.DeleteOp("org-a", 0), state.NoneUnderOp(under, hasProjects))
+		_, err := state.Commit(testutil.Context(t), cli, orgs.DeleteOp("org-a", 0), state.NoneUnderOp(under, hasProjects))
 		if err != nil {
 			opsUnchanged(t, cli, "/test/noneunder/", before)
 		}
@@ -373,7 +373,7 @@ func TestNoneUnderOp(t *testing.T) {
 	})
 	t.Run("the failing step is found among others", func(t *testing.T) {
 		before := opsSnap(t, cli, "/test/noneunder/")
-		_, err := state.Commit(ctxT(t), cli,
+		_, err := state.Commit(testutil.Context(t), cli,
 			orgs.ExistsOp("org-b"),
 			must(orgs.PutOp("org-c", vpc{}, 0)),
 			state.NoneUnderOp(under, hasProjects),
@@ -385,19 +385,19 @@ func TestNoneUnderOp(t *testing.T) {
 		opsUnchanged(t, cli, "/test/noneunder/", before)
 
 		// An earlier failing step is reported instead.
-		_, err = state.Commit(ctxT(t), cli, orgs.ExistsOp("org-z"), state.NoneUnderOp(under, hasProjects))
-		e := wantCode(t, err, apierr.CodeNotFound)
+		_, err = state.Commit(testutil.Context(t), cli, orgs.ExistsOp("org-z"), state.NoneUnderOp(under, hasProjects))
+		e := testutil.WantCode(t, err, apierr.CodeNotFound)
 		if e.Details["id"] != "org-z" {
 			t.Errorf("details %v", e.Details)
 		}
 		opsUnchanged(t, cli, "/test/noneunder/", before)
 	})
 	t.Run("a leased key counts until its lease ends", func(t *testing.T) {
-		if _, err := state.Commit(ctxT(t), cli,
+		if _, err := state.Commit(testutil.Context(t), cli,
 			index.DeleteAnyOp("org-a/p1"), index.DeleteAnyOp("org-a/p2"), index.DeleteAnyOp("org-a/deeper/p3")); err != nil {
 			t.Fatal(err)
 		}
-		lease, err := cli.Grant(ctxT(t), 600)
+		lease, err := cli.Grant(testutil.Context(t), 600)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,7 +405,7 @@ func TestNoneUnderOp(t *testing.T) {
 		if err := deleteOrg(t); err != hasProjects {
 			t.Fatalf("err = %v with a leased key under the prefix", err)
 		}
-		if _, err := cli.Revoke(ctxT(t), lease.ID); err != nil {
+		if _, err := cli.Revoke(testutil.Context(t), lease.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n := rawCount(t, cli, under); n != 0 {
@@ -424,7 +424,7 @@ func TestNoneUnderOp(t *testing.T) {
 		}
 	})
 	t.Run("a prefix nothing was ever under", func(t *testing.T) {
-		if _, err := state.Commit(ctxT(t), cli, state.NoneUnderOp("/test/noneunder/index/org-b/", hasProjects),
+		if _, err := state.Commit(testutil.Context(t), cli, state.NoneUnderOp("/test/noneunder/index/org-b/", hasProjects),
 			orgs.DeleteOp("org-b", 0)); err != nil {
 			t.Fatal(err)
 		}

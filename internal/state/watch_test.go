@@ -32,7 +32,7 @@ func next[T any](t *testing.T, ch <-chan state.Event[T], what string) state.Even
 // test, so a watch can start right after it without racing its registration.
 func storeRevision(t *testing.T, cli *clientv3.Client) int64 {
 	t.Helper()
-	resp, err := cli.Get(ctxT(t), "/")
+	resp, err := cli.Get(testutil.Context(t), "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,31 +53,31 @@ func TestWatch(t *testing.T) {
 	from := storeRevision(t, cli) + 1
 	ch := c.Watch(ctx, from)
 
-	a, err := c.Create(ctxT(t), "a", vpc{Name: "a1"})
+	a, err := c.Create(testutil.Context(t), "a", vpc{Name: "a1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := neighbour.Create(ctxT(t), "x", vpc{}); err != nil {
+	if _, err := neighbour.Create(testutil.Context(t), "x", vpc{}); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := c.Update(ctxT(t), "a", vpc{Name: "a2"}, a.ModRevision)
+	a2, err := c.Update(testutil.Context(t), "a", vpc{Name: "a2"}, a.ModRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Put(ctxT(t), c.Key("corrupt"), "{"); err != nil {
+	if _, err := cli.Put(testutil.Context(t), c.Key("corrupt"), "{"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Delete(ctxT(t), "a", a2.ModRevision); err != nil {
+	if err := c.Delete(testutil.Context(t), "a", a2.ModRevision); err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.Create(ctxT(t), "b", vpc{Name: "b1", Size: 2})
+	b, err := c.Create(testutil.Context(t), "b", vpc{Name: "b1", Size: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Several keys in one transaction arrive as separate events.
 	op1, _ := c.CreateOp("c1", vpc{Name: "c1"})
 	op2, _ := c.CreateOp("c2", vpc{Name: "c2"})
-	txRev, err := state.Commit(ctxT(t), cli, op1, op2)
+	txRev, err := state.Commit(testutil.Context(t), cli, op1, op2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestWatchAbandoned(t *testing.T) {
 	t.Cleanup(cancel)
 	ch := c.Watch(ctx, storeRevision(t, cli)+1)
 	for _, id := range []string{"a", "b", "c"} {
-		if _, err := c.Create(ctxT(t), id, vpc{}); err != nil {
+		if _, err := c.Create(testutil.Context(t), id, vpc{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,15 +197,15 @@ func TestWatchAbandoned(t *testing.T) {
 func TestWatchCompacted(t *testing.T) {
 	cli := testutil.StartChainFire(t).Client()
 	c := state.NewCollection[vpc](cli, "/test/compacted/", "vpc")
-	a, err := c.Create(ctxT(t), "a", vpc{Name: "1"})
+	a, err := c.Create(testutil.Context(t), "a", vpc{Name: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.Update(ctxT(t), "a", vpc{Name: "2"}, a.ModRevision)
+	b, err := c.Update(testutil.Context(t), "a", vpc{Name: "2"}, a.ModRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Compact(ctxT(t), b.ModRevision); err != nil {
+	if _, err := cli.Compact(testutil.Context(t), b.ModRevision); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -241,7 +241,7 @@ func TestWatchFromNowIsRegistered(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := c.Watch(ctx, 0)
 		id := "v" + string(rune('a'+i))
-		if _, err := c.Create(ctxT(t), id, vpc{Name: id}); err != nil {
+		if _, err := c.Create(testutil.Context(t), id, vpc{Name: id}); err != nil {
 			t.Fatal(err)
 		}
 		if ev := next(t, ch, id); ev.Err != nil || ev.Item.ID != id {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,19 +63,31 @@ func StartChainFireWith(t testing.TB, cfg chainfire.Config) *chainfire.Server {
 	if err != nil {
 		t.Fatalf("chainfire config: %v", err)
 	}
+	run(t, "chainfire", s)
+	return s
+}
+
+// service is what run starts and stops: a node or a whole stack.
+type service interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+}
+
+// run starts s and stops it when the test ends; what names it in failures.
+func run(t testing.TB, what string, s service) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := s.Start(ctx); err != nil {
-		t.Fatalf("start chainfire: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.Stop(ctx); err != nil {
-			t.Errorf("stop chainfire: %v", err)
+			t.Errorf("stop %s: %v", what, err)
 		}
 	})
-	return s
 }
 
 // EtcdClient is an ordinary etcd v3 client over gRPC to addr, closed when
@@ -89,31 +102,49 @@ func EtcdClient(t testing.TB, addr string) *clientv3.Client {
 	return cli
 }
 
-// StartStack starts the whole `photon up` stack in-process on free ports in
-// dir (a temp dir when ""), stopped when the test ends.
-func StartStack(t testing.TB, dir string) *platform.Stack {
+// StackConfig is the config StartStack runs: the whole `photon up` stack on
+// free loopback ports in dir (a temp dir when ""), so in loopback auth mode.
+// Tests that need another stack change it and pass it to StartStackWith.
+func StackConfig(t testing.TB, dir string) platform.Config {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cf := ChainFireConfig(t)
-	st, err := platform.New(platform.Config{DataDir: dir, ChainFire: cf, IAM: iam.Config{HTTPAddr: FreeAddr(t)}})
+	return platform.Config{DataDir: dir, ChainFire: ChainFireConfig(t), IAM: iam.Config{HTTPAddr: FreeAddr(t)}}
+}
+
+// StartStack starts the whole `photon up` stack in-process on free ports in
+// dir (a temp dir when ""), stopped when the test ends.
+func StartStack(t testing.TB, dir string) *platform.Stack {
+	t.Helper()
+	return StartStackWith(t, StackConfig(t, dir))
+}
+
+// StartStackWith starts the stack cfg describes (usually StackConfig's,
+// changed), stopped when the test ends.
+func StartStackWith(t testing.TB, cfg platform.Config) *platform.Stack {
+	t.Helper()
+	st, err := platform.New(cfg)
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := st.Stop(ctx); err != nil {
-			t.Errorf("stop stack: %v", err)
-		}
-	})
+	run(t, "stack", st)
 	return st
+}
+
+// AdminToken reads the bootstrap admin's token that `photon up` keeps in
+// dataDir (platform.AdminTokenFile), failing the test if there is none.
+func AdminToken(t testing.TB, dataDir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dataDir, platform.AdminTokenFile))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" {
+		t.Fatal("admin token file is empty")
+	}
+	return tok
 }
 
 var (

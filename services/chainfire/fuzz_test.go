@@ -42,128 +42,19 @@ func fuzzClient() *http.Client {
 	}
 }
 
-// tableCodes are the codes of apierr's table: an error envelope holds one.
-var tableCodes = map[apierr.Code]bool{
-	apierr.CodeValidation: true, apierr.CodeInvalidJSON: true, apierr.CodeUnauthenticated: true,
-	apierr.CodeForbidden: true, apierr.CodeNotFound: true, apierr.CodeMethodNotAllowed: true,
-	apierr.CodeConflict: true, apierr.CodeAlreadyExists: true, apierr.CodeFailedPrecondition: true,
-	apierr.CodePayloadTooLarge: true, apierr.CodeUnsupportedMediaType: true, apierr.CodeInternal: true,
-	apierr.CodeUnavailable: true,
-}
+// tableCodes are the codes ChainFire may answer: apierr's table but
+// RATE_LIMITED, which it never sends.
+var tableCodes = func() map[apierr.Code]bool {
+	codes := testutil.ErrorCodes()
+	delete(codes, apierr.CodeRateLimited)
+	return codes
+}()
 
-// fuzzErr is the "error" object of an error envelope.
-type fuzzErr struct {
-	Code    apierr.Code    `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details"`
-}
-
-// answer is a response checked to be an envelope.
-type answer struct {
-	Status int
-	Data   json.RawMessage
-	Err    *fuzzErr
-}
-
-func (a answer) String() string {
-	if a.Err != nil {
-		return strconv.Itoa(a.Status) + " " + string(a.Err.Code) + ": " + a.Err.Message
-	}
-	return strconv.Itoa(a.Status) + " " + string(a.Data)
-}
-
-// exactKeys fails unless raw is a JSON object with exactly keys.
-func exactKeys(t *testing.T, what string, raw json.RawMessage, keys ...string) map[string]json.RawMessage {
+// checkEnvelope reads resp and fails unless it is the seed's envelope with
+// a code of tableCodes, and never a 5xx but 503 (no leader).
+func checkEnvelope(t *testing.T, what string, resp *http.Response) testutil.Answer {
 	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		t.Fatalf("%s is not a JSON object (%v): %s", what, err, raw)
-	}
-	if len(m) != len(keys) {
-		t.Fatalf("%s has keys %v, want exactly %v: %s", what, sortedKeys(m), keys, raw)
-	}
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			t.Fatalf("%s lacks %q: %s", what, k, raw)
-		}
-	}
-	return m
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// checkEnvelope reads resp and fails unless it is the seed's envelope:
-// {"data","meta"} for 2xx, {"error","meta"} otherwise, with a request ID, a
-// table code whose status is the one answered, and never a 5xx but 503.
-func checkEnvelope(t *testing.T, what string, resp *http.Response) answer {
-	t.Helper()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s: reading the answer: %v", what, err)
-	}
-	a := answer{Status: resp.StatusCode}
-	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("%s: status %d: %s", what, resp.StatusCode, raw)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("%s: status %d with Content-Type %q: %q", what, resp.StatusCode, ct, raw)
-	}
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	var top map[string]json.RawMessage
-	if ok {
-		top = exactKeys(t, what+": success envelope", raw, "data", "meta")
-		a.Data = top["data"]
-	} else {
-		top = exactKeys(t, what+": error envelope", raw, "error", "meta")
-		exactKeys(t, what+": error object", top["error"], "code", "message", "details")
-		a.Err = &fuzzErr{}
-		if err := json.Unmarshal(top["error"], a.Err); err != nil {
-			t.Fatalf("%s: error object: %v: %s", what, err, raw)
-		}
-		e := a.Err
-		if !tableCodes[e.Code] {
-			t.Fatalf("%s: code %q is not in apierr's table: %s", what, e.Code, raw)
-		}
-		if want := apierr.HTTPStatus(e.Code); resp.StatusCode != want {
-			t.Fatalf("%s: code %s answered with status %d, the table says %d: %s", what, e.Code, resp.StatusCode, want, raw)
-		}
-		if e.Message == "" {
-			t.Fatalf("%s: empty error message: %s", what, raw)
-		}
-		if e.Code == apierr.CodeValidation {
-			field, isString := e.Details["field"].(string)
-			constraint, _ := e.Details["constraint"].(string)
-			// An unknown body field may be literally named "".
-			if !isString || (field == "" && constraint != string(apierr.Unknown)) {
-				t.Fatalf("%s: VALIDATION_ERROR without details.field: %s", what, raw)
-			}
-			if constraint == "" {
-				t.Fatalf("%s: VALIDATION_ERROR without details.constraint: %s", what, raw)
-			}
-		}
-	}
-	meta := exactKeys(t, what+": meta", top["meta"], "request_id", "timestamp")
-	var id, ts string
-	if json.Unmarshal(meta["request_id"], &id) != nil || id == "" {
-		t.Fatalf("%s: meta.request_id is not a non-empty string: %s", what, raw)
-	}
-	if h := resp.Header.Get("X-Request-ID"); h != id {
-		t.Fatalf("%s: X-Request-ID %q, meta.request_id %q", what, h, id)
-	}
-	if json.Unmarshal(meta["timestamp"], &ts) != nil {
-		t.Fatalf("%s: meta.timestamp is not a string: %s", what, raw)
-	}
-	if _, err := time.Parse(time.RFC3339, ts); err != nil {
-		t.Fatalf("%s: meta.timestamp %q: %v", what, ts, err)
-	}
-	return a
+	return testutil.CheckEnvelope(t, what, resp, testutil.EnvelopeRules{Codes: tableCodes, Allow5xx: []int{http.StatusServiceUnavailable}})
 }
 
 // escapeWire percent-encodes the bytes that cannot travel in a request line
@@ -425,7 +316,7 @@ func checkKVSuccess(t *testing.T, hc *http.Client, base, what, method, path stri
 			t.Fatalf("%s: data %s: %v", what, data, err)
 		}
 	}
-	read := func(key string) answer {
+	read := func(key string) testutil.Answer {
 		t.Helper()
 		resp, err := hc.Get(base + escape(key))
 		if err != nil {
@@ -718,7 +609,7 @@ func checkStream(t *testing.T, what, wire string, body io.Reader) {
 		case strings.HasPrefix(line, "data: "):
 			data := []byte(strings.TrimPrefix(line, "data: "))
 			if event == "error" {
-				var e fuzzErr
+				var e testutil.ErrorObject
 				if err := json.Unmarshal(data, &e); err != nil || !tableCodes[e.Code] || e.Message == "" {
 					t.Fatalf("%s: error event %s", what, data)
 				}

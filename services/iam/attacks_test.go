@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/photoncloud/photon/internal/platform"
+	"github.com/photoncloud/photon/internal/testutil"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/iam"
 )
@@ -103,7 +104,7 @@ func (e *env) signingKey(t *testing.T, kid string) ed25519.PrivateKey {
 func TestForgedTokens(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
-	admin := e.adminTokenFile(t)
+	admin := testutil.AdminToken(t, e.dir)
 	for _, g := range e.guarded() {
 		if r := do(t, g.method, g.url, admin, nil); r.Status != http.StatusOK && r.Status != http.StatusNotFound {
 			t.Fatalf("the genuine admin token is refused: %s", r)
@@ -231,18 +232,14 @@ func TestExpiredToken(t *testing.T) {
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
-	e.createOrg(t, "acme")
-	e.createOrg(t, "globex")
-	e.createProject(t, "proj-a", "acme")
-	e.createProject(t, "proj-b", "acme")
-	e.createProject(t, "proj-c", "globex")
+	e.createOrg(t, "acme", "proj-a", "proj-b")
+	e.createOrg(t, "globex", "proj-c")
 	e.createUser(t, "owner-a", "")
 	e.bind(t, "owner-a", "admin", "proj-a")
 	bBinding := e.bind(t, "photon-admin", "viewer", "proj-b")
-	c := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": "owner-a", "project_id": "proj-a"}), http.StatusCreated)
-	bCred := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": "owner-a", "project_id": "proj-b"}), http.StatusCreated)
-	a := okAs[iam.IssuedToken](t, do(t, "POST", e.iam+"/api/v1/auth/token", "",
-		map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK)
+	c := e.credential(t, "owner-a", "proj-a")
+	bCred := e.credential(t, "owner-a", "proj-b")
+	a := e.exchange(t, c)
 	if a.ScopeID != "proj-a" || !slices.Equal(a.Roles, []string{"admin"}) {
 		t.Fatalf("token = %+v", a)
 	}
@@ -305,15 +302,13 @@ func TestDelegationLimits(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
 	tokens := e.iam + "/api/v1/auth/token"
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
-	e.createProject(t, "db", "acme")
+	e.createOrg(t, "acme", "web", "db")
 	own := func(principal, role string) string {
 		t.Helper()
 		e.createUser(t, principal, "")
 		e.bind(t, principal, role, "web")
-		c := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": principal, "project_id": "web"}), http.StatusCreated)
-		return okAs[iam.IssuedToken](t, do(t, "POST", tokens, "", map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK).Token
+		c := e.credential(t, principal, "web")
+		return e.exchange(t, c).Token
 	}
 	member := own("mem", "member")
 	projectAdmin := own("padmin", "admin")
@@ -352,14 +347,12 @@ func TestDelegationLimits(t *testing.T) {
 func TestViewerCannotWrite(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
+	e.createOrg(t, "acme", "web")
 	e.createUser(t, "watcher", "")
 	e.bind(t, "watcher", "viewer", "web")
 	b := e.bind(t, "photon-admin", "member", "web")
-	c := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": "watcher", "project_id": "web"}), http.StatusCreated)
-	viewer := okAs[iam.IssuedToken](t, do(t, "POST", e.iam+"/api/v1/auth/token", "",
-		map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK).Token
+	c := e.credential(t, "watcher", "web")
+	viewer := e.exchange(t, c).Token
 
 	okAs[iam.Project](t, do(t, "GET", e.iam+"/api/v1/projects/web", viewer, nil), http.StatusOK)
 	okAs[iam.BindingList](t, do(t, "GET", e.iam+"/api/v1/bindings?scope_id=web", viewer, nil), http.StatusOK)
@@ -441,11 +434,10 @@ func TestEnforceMode(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.token mode %v, want 0600", fi.Mode().Perm())
 	}
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
+	e.createOrg(t, "acme", "web")
 	e.createUser(t, "dev", "dev-password")
 	b := e.bind(t, "dev", "member", "web")
-	c := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", e.admin, map[string]any{"principal_id": "dev", "project_id": "web"}), http.StatusCreated)
+	c := e.credential(t, "dev", "web")
 	ok(t, do(t, "GET", e.cf+"/api/v1/cluster/status", e.admin, nil), http.StatusOK, nil)
 	ok(t, do(t, "GET", e.iam+"/api/v1/users", e.admin, nil), http.StatusOK, nil)
 
@@ -515,8 +507,7 @@ func TestEnforceMode(t *testing.T) {
 	}
 	fails(t, do(t, "POST", e.iam+"/api/v1/auth/token", "", map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": "wrong"}), http.StatusUnauthorized, "UNAUTHENTICATED")
 	// Self-issue by access key needs no bearer token.
-	tok := okAs[iam.IssuedToken](t, do(t, "POST", e.iam+"/api/v1/auth/token", "",
-		map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK)
+	tok := e.exchange(t, c)
 	okAs[iam.Project](t, do(t, "GET", e.iam+"/api/v1/projects/web", tok.Token, nil), http.StatusOK)
 	// The admin token file works on both services, and a forged token does
 	// not.

@@ -24,7 +24,6 @@ import (
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/auth/token"
-	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/testutil"
 	"github.com/photoncloud/photon/services/iam"
 )
@@ -68,15 +67,6 @@ var fuzzPrincipalTypes = map[string]string{
 // fuzzRoles are the roles each stack holds.
 var fuzzRoles = map[string]bool{policy.RoleAdmin: true, policy.RoleMember: true, policy.RoleViewer: true, fuzzReader: true}
 
-// fuzzCodes are the codes of apierr's table: an error envelope holds one.
-var fuzzCodes = map[apierr.Code]bool{
-	apierr.CodeValidation: true, apierr.CodeInvalidJSON: true, apierr.CodeUnauthenticated: true,
-	apierr.CodeForbidden: true, apierr.CodeNotFound: true, apierr.CodeMethodNotAllowed: true,
-	apierr.CodeConflict: true, apierr.CodeAlreadyExists: true, apierr.CodeFailedPrecondition: true,
-	apierr.CodePayloadTooLarge: true, apierr.CodeUnsupportedMediaType: true, apierr.CodeRateLimited: true,
-	apierr.CodeInternal: true, apierr.CodeUnavailable: true,
-}
-
 // fuzzEnv is a target's stack with the fixture in place.
 type fuzzEnv struct {
 	base   string // IAM's /api/v1
@@ -91,23 +81,9 @@ type fuzzEnv struct {
 // ends, and creates the fixture.
 func fuzzStack(f *testing.F) *fuzzEnv {
 	f.Helper()
-	st, err := platform.New(platform.Config{DataDir: f.TempDir(), ChainFire: testutil.ChainFireConfig(f),
-		IAM: iam.Config{HTTPAddr: testutil.FreeAddr(f), PasswordMemoryKiB: 64, PasswordTime: 1}})
-	if err != nil {
-		f.Fatalf("stack: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		f.Fatalf("start stack: %v", err)
-	}
-	f.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := st.Stop(ctx); err != nil {
-			f.Errorf("stop stack: %v", err)
-		}
-	})
+	cfg := testutil.StackConfig(f, "")
+	cfg.IAM.PasswordMemoryKiB, cfg.IAM.PasswordTime = 64, 1
+	st := testutil.StartStackWith(f, cfg)
 	e := &fuzzEnv{
 		base: "http://" + st.IAM.HTTPAddr() + "/api/v1",
 		// Never follow a redirect: a 3xx is an answer to check, not to chase.
@@ -130,34 +106,9 @@ func fuzzStack(f *testing.F) *fuzzEnv {
 	return e
 }
 
-// fuzzErrBody is the "error" object of an error envelope.
-type fuzzErrBody struct {
-	Code    apierr.Code    `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details"`
-}
-
-// fuzzAnswer is a response checked to be an envelope.
-type fuzzAnswer struct {
-	Status int
-	Raw    []byte
-	Data   json.RawMessage
-	Err    *fuzzErrBody
-}
-
-func (a fuzzAnswer) String() string {
-	if a.Err != nil {
-		return strconv.Itoa(a.Status) + " " + string(a.Err.Code) + ": " + a.Err.Message
-	}
-	return strconv.Itoa(a.Status) + " " + string(a.Data)
-}
-
-// is reports whether a is an error of code.
-func (a fuzzAnswer) is(code apierr.Code) bool { return a.Err != nil && a.Err.Code == code }
-
 // do sends body (for any method but GET) as application/json and checks
 // the answer is an envelope.
-func (e *fuzzEnv) do(t testing.TB, method, path string, body []byte) fuzzAnswer {
+func (e *fuzzEnv) do(t testing.TB, method, path string, body []byte) testutil.Answer {
 	t.Helper()
 	var rd io.Reader
 	if method != "GET" {
@@ -185,7 +136,7 @@ func (e *fuzzEnv) do(t testing.TB, method, path string, body []byte) fuzzAnswer 
 }
 
 // post sends v as JSON.
-func (e *fuzzEnv) post(t testing.TB, path string, v any) fuzzAnswer {
+func (e *fuzzEnv) post(t testing.TB, path string, v any) testutil.Answer {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -197,7 +148,7 @@ func (e *fuzzEnv) post(t testing.TB, path string, v any) fuzzAnswer {
 // must sends v (nil for GET) and fails unless the status is want.
 func (e *fuzzEnv) must(t testing.TB, method, path string, v any, want int) json.RawMessage {
 	t.Helper()
-	var a fuzzAnswer
+	var a testutil.Answer
 	if method == "GET" {
 		a = e.do(t, method, path, nil)
 	} else {
@@ -221,95 +172,22 @@ func (e *fuzzEnv) verify(t testing.TB, what, tok string) iam.Verification {
 	return v
 }
 
-// fuzzCheck reads resp and fails unless it is the seed's envelope:
-// {"data","meta"} for 2xx, {"error","meta"} otherwise, with a request ID,
-// a table code whose status is the one answered — never a 5xx — and never
-// a password hash in it.
-func fuzzCheck(t testing.TB, what string, resp *http.Response) fuzzAnswer {
+// fuzzCheck reads resp and fails unless it is the seed's envelope with a
+// code of apierr's table — never a 5xx — and never a password hash in it;
+// a RATE_LIMITED answer says when to retry in Retry-After and its details.
+func fuzzCheck(t testing.TB, what string, resp *http.Response) testutil.Answer {
 	t.Helper()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s: reading the answer: %v", what, err)
+	a := testutil.CheckEnvelope(t, what, resp, testutil.EnvelopeRules{Codes: testutil.ErrorCodes()})
+	if bytes.Contains(a.Raw, []byte("$argon2")) {
+		t.Fatalf("%s: a password hash in the answer: %s", what, a.Raw)
 	}
-	a := fuzzAnswer{Status: resp.StatusCode, Raw: raw}
-	if resp.StatusCode >= 500 {
-		t.Fatalf("%s: status %d: %s", what, resp.StatusCode, raw)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("%s: status %d with Content-Type %q: %q", what, resp.StatusCode, ct, raw)
-	}
-	if bytes.Contains(raw, []byte("$argon2")) {
-		t.Fatalf("%s: a password hash in the answer: %s", what, raw)
-	}
-	var top map[string]json.RawMessage
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		top = fuzzExactKeys(t, what+": success envelope", raw, "data", "meta")
-		a.Data = top["data"]
-	} else {
-		top = fuzzExactKeys(t, what+": error envelope", raw, "error", "meta")
-		fuzzExactKeys(t, what+": error object", top["error"], "code", "message", "details")
-		a.Err = &fuzzErrBody{}
-		if err := json.Unmarshal(top["error"], a.Err); err != nil {
-			t.Fatalf("%s: error object: %v: %s", what, err, raw)
+	if a.Is(apierr.CodeRateLimited) {
+		secs, _ := a.Err.Details["retry_after_seconds"].(float64)
+		if h := resp.Header.Get("Retry-After"); secs < 1 || h != strconv.Itoa(int(secs)) {
+			t.Fatalf("%s: RATE_LIMITED with Retry-After %q and details.retry_after_seconds %v: %s", what, h, a.Err.Details["retry_after_seconds"], a.Raw)
 		}
-		e := a.Err
-		if !fuzzCodes[e.Code] {
-			t.Fatalf("%s: code %q is not in apierr's table: %s", what, e.Code, raw)
-		}
-		if want := apierr.HTTPStatus(e.Code); resp.StatusCode != want {
-			t.Fatalf("%s: code %s answered with status %d, the table says %d: %s", what, e.Code, resp.StatusCode, want, raw)
-		}
-		if e.Message == "" {
-			t.Fatalf("%s: empty error message: %s", what, raw)
-		}
-		if e.Code == apierr.CodeValidation {
-			field, isString := e.Details["field"].(string)
-			constraint, _ := e.Details["constraint"].(string)
-			// An unknown body field may be literally named "".
-			if !isString || (field == "" && constraint != string(apierr.Unknown)) || constraint == "" {
-				t.Fatalf("%s: VALIDATION_ERROR without details.field and details.constraint: %s", what, raw)
-			}
-		}
-		if e.Code == apierr.CodeRateLimited {
-			secs, _ := e.Details["retry_after_seconds"].(float64)
-			if h := resp.Header.Get("Retry-After"); secs < 1 || h != strconv.Itoa(int(secs)) {
-				t.Fatalf("%s: RATE_LIMITED with Retry-After %q and details.retry_after_seconds %v: %s", what, h, e.Details["retry_after_seconds"], raw)
-			}
-		}
-	}
-	meta := fuzzExactKeys(t, what+": meta", top["meta"], "request_id", "timestamp")
-	var id, ts string
-	if json.Unmarshal(meta["request_id"], &id) != nil || id == "" {
-		t.Fatalf("%s: meta.request_id is not a non-empty string: %s", what, raw)
-	}
-	if h := resp.Header.Get("X-Request-ID"); h != id {
-		t.Fatalf("%s: X-Request-ID %q, meta.request_id %q", what, h, id)
-	}
-	if json.Unmarshal(meta["timestamp"], &ts) != nil {
-		t.Fatalf("%s: meta.timestamp is not a string: %s", what, raw)
-	}
-	if _, err := time.Parse(time.RFC3339, ts); err != nil {
-		t.Fatalf("%s: meta.timestamp %q: %v", what, ts, err)
 	}
 	return a
-}
-
-// fuzzExactKeys fails unless raw is a JSON object with exactly keys.
-func fuzzExactKeys(t testing.TB, what string, raw json.RawMessage, keys ...string) map[string]json.RawMessage {
-	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		t.Fatalf("%s is not a JSON object (%v): %s", what, err, raw)
-	}
-	if len(m) != len(keys) {
-		t.Fatalf("%s has %d keys, want exactly %v: %s", what, len(m), keys, raw)
-	}
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			t.Fatalf("%s lacks %q: %s", what, k, raw)
-		}
-	}
-	return m
 }
 
 // fuzzData decodes an answer's data into v, refusing fields v lacks.
@@ -341,21 +219,37 @@ func fuzzDecodes(body []byte, v any) bool {
 // fuzzUndecodable checks the answer to a body that does not decode into v
 // (a fresh request value): 413 past the body limit, else 400 with
 // INVALID_JSON or VALIDATION_ERROR. It reports whether body was such a body.
-func fuzzUndecodable(t testing.TB, what string, body []byte, v any, a fuzzAnswer) bool {
+func fuzzUndecodable(t testing.TB, what string, body []byte, v any, a testutil.Answer) bool {
 	t.Helper()
 	switch {
 	case len(body) > fuzzMaxBody:
-		if !a.is(apierr.CodePayloadTooLarge) {
+		if !a.Is(apierr.CodePayloadTooLarge) {
 			t.Fatalf("%s: a %d-byte body answered %s, want PAYLOAD_TOO_LARGE", what, len(body), a)
 		}
 		return true
 	case !fuzzDecodes(body, v):
-		if !a.is(apierr.CodeInvalidJSON) && !a.is(apierr.CodeValidation) {
+		if !a.Is(apierr.CodeInvalidJSON) && !a.Is(apierr.CodeValidation) {
 			t.Fatalf("%s: a body IAM cannot decode answered %s, want INVALID_JSON or VALIDATION_ERROR", what, a)
 		}
 		return true
 	}
 	return false
+}
+
+// fuzzRequest is body decoded as IAM decodes a T, and whether IAM can:
+// when it cannot, fuzzUndecodable has checked the answer a refuses it.
+func fuzzRequest[T any](t testing.TB, what string, body []byte, a testutil.Answer) (T, bool) {
+	t.Helper()
+	var req T
+	return req, !fuzzUndecodable(t, what, body, &req, a)
+}
+
+// fuzzTTL is the token lifetime a request asks for: ttl, else IAM's default.
+func fuzzTTL(ttl *int64) int64 {
+	if ttl == nil {
+		return fuzzDefaultTTL
+	}
+	return *ttl
 }
 
 // fuzzValidID is IAM's rule for ids (and role names, scopes): 1–63 of
@@ -402,8 +296,33 @@ func (e *fuzzEnv) state(t testing.TB) fuzzIAMState {
 	return s
 }
 
+// postReadOnly posts body to path, a route that writes nothing whatever
+// the answer, and fails if IAM's records moved. It returns the answer and
+// the times just before and after it, which bound a token's iat.
+func (e *fuzzEnv) postReadOnly(t testing.TB, what, path string, body []byte) (a testutil.Answer, t0, t1 time.Time) {
+	t.Helper()
+	before, t0 := e.state(t), time.Now()
+	a = e.do(t, "POST", path, body)
+	t1 = time.Now()
+	e.unchanged(t, what, before, a)
+	return a, t0, t1
+}
+
+// postCreate posts body to path, a route that creates a record, and fails
+// if an answer that is an error moved IAM's records. It returns the answer
+// and IAM's records from before it.
+func (e *fuzzEnv) postCreate(t testing.TB, what, path string, body []byte) (a testutil.Answer, before fuzzIAMState) {
+	t.Helper()
+	before = e.state(t)
+	a = e.do(t, "POST", path, body)
+	if a.Err != nil {
+		e.unchanged(t, what, before, a)
+	}
+	return a, before
+}
+
 // unchanged fails if IAM's records moved from before.
-func (e *fuzzEnv) unchanged(t testing.TB, what string, before fuzzIAMState, a fuzzAnswer) {
+func (e *fuzzEnv) unchanged(t testing.TB, what string, before fuzzIAMState, a testutil.Answer) {
 	t.Helper()
 	if after := e.state(t); after != before {
 		t.Fatalf("%s: answered %s, yet IAM's records moved from %+v to %+v", what, a, before, after)
@@ -506,21 +425,14 @@ func FuzzIssueToken(f *testing.F) {
 		body = bytes.ReplaceAll(body, []byte("{{akid}}"), []byte(e.akid))
 		body = bytes.ReplaceAll(body, []byte("{{secret}}"), []byte(e.secret))
 		const what = "POST /api/v1/auth/token"
-		before, t0 := e.state(t), time.Now()
-		a := e.do(t, "POST", "/auth/token", body)
-		t1 := time.Now()
 		// Issuing a token writes nothing, whatever the answer.
-		e.unchanged(t, what, before, a)
+		a, t0, t1 := e.postReadOnly(t, what, "/auth/token", body)
 
-		var req iam.IssueTokenRequest
-		if fuzzUndecodable(t, what, body, &iam.IssueTokenRequest{}, a) {
+		req, decodes := fuzzRequest[iam.IssueTokenRequest](t, what, body, a)
+		if !decodes {
 			return
 		}
-		fuzzDecodes(body, &req)
-		ttl := int64(fuzzDefaultTTL)
-		if req.TTLSeconds != nil {
-			ttl = *req.TTLSeconds
-		}
+		ttl := fuzzTTL(req.TTLSeconds)
 		withKey := req.AccessKeyID != "" || req.SecretAccessKey != ""
 		invalid := ttl < 1 || ttl > fuzzMaxTTL ||
 			(req.PrincipalType != "" && req.PrincipalType != policy.TypeUser && req.PrincipalType != policy.TypeServiceAccount) ||
@@ -532,7 +444,7 @@ func FuzzIssueToken(f *testing.F) {
 		}
 		switch {
 		case invalid:
-			if !a.is(apierr.CodeValidation) {
+			if !a.Is(apierr.CodeValidation) {
 				t.Fatalf("%s: an invalid request answered %s, want VALIDATION_ERROR", what, a)
 			}
 			return
@@ -635,34 +547,27 @@ func FuzzLogin(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const what = "POST /api/v1/auth/login"
-		before, t0 := e.state(t), time.Now()
-		a := e.do(t, "POST", "/auth/login", body)
-		t1 := time.Now()
 		// A login writes nothing (failures are counted in memory).
-		e.unchanged(t, what, before, a)
+		a, t0, t1 := e.postReadOnly(t, what, "/auth/login", body)
 
-		var req iam.LoginRequest
-		if fuzzUndecodable(t, what, body, &iam.LoginRequest{}, a) {
+		req, decodes := fuzzRequest[iam.LoginRequest](t, what, body, a)
+		if !decodes {
 			return
 		}
-		fuzzDecodes(body, &req)
-		ttl := int64(fuzzDefaultTTL)
-		if req.TTLSeconds != nil {
-			ttl = *req.TTLSeconds
-		}
+		ttl := fuzzTTL(req.TTLSeconds)
 		invalid := !fuzzValidID(req.PrincipalID) || !fuzzValidID(req.ScopeID) || req.Password == "" || ttl < 1 || ttl > fuzzMaxTTL
 		rightPassword := req.PrincipalID == fuzzAlice && req.Password == fuzzAlicePassword
 		switch {
 		case invalid:
-			if !a.is(apierr.CodeValidation) {
+			if !a.Is(apierr.CodeValidation) {
 				t.Fatalf("%s: an invalid login answered %s, want VALIDATION_ERROR", what, a)
 			}
-		case a.is(apierr.CodeRateLimited):
-		case a.is(apierr.CodeUnauthenticated):
+		case a.Is(apierr.CodeRateLimited):
+		case a.Is(apierr.CodeUnauthenticated):
 			if rightPassword {
 				t.Fatalf("%s: fuzz-alice's own password answered %s", what, a)
 			}
-		case a.is(apierr.CodeForbidden):
+		case a.Is(apierr.CodeForbidden):
 			if !rightPassword || req.ScopeID == fuzzProject {
 				t.Fatalf("%s: answered %s", what, a)
 			}
@@ -738,7 +643,7 @@ func fuzzPassword(body []byte) (string, bool) {
 
 // fuzzNoPassword fails if answer a says password p or has a field named
 // like a password.
-func fuzzNoPassword(t testing.TB, what string, a fuzzAnswer, p string, checkValue bool) {
+func fuzzNoPassword(t testing.TB, what string, a testutil.Answer, p string, checkValue bool) {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal(a.Raw, &v); err != nil {
@@ -817,19 +722,14 @@ func FuzzCreateUser(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const what = "POST /api/v1/users"
-		before := e.state(t)
-		a := e.do(t, "POST", "/users", body)
+		a, before := e.postCreate(t, what, "/users", body)
 		p, checkP := fuzzPassword(body)
 		fuzzNoPassword(t, what, a, p, checkP)
-		if a.Err != nil {
-			e.unchanged(t, what, before, a)
-		}
-		var req iam.CreatePrincipalRequest
-		if fuzzUndecodable(t, what, body, &iam.CreatePrincipalRequest{}, a) {
+		req, decodes := fuzzRequest[iam.CreatePrincipalRequest](t, what, body, a)
+		if !decodes {
 			return
 		}
-		fuzzDecodes(body, &req)
-		if a.is(apierr.CodeAlreadyExists) && !taken[req.ID] {
+		if a.Is(apierr.CodeAlreadyExists) && !taken[req.ID] {
 			t.Fatalf("%s: id %q was never created, yet %s", what, req.ID, a)
 		}
 		if a.Err != nil {
@@ -875,18 +775,18 @@ func FuzzCreateUser(f *testing.F) {
 
 		// The password was stored: it is right (so the login gets as far as
 		// the user's roles, of which it has none: 403), and no other is.
-		login := func(pw string) fuzzAnswer {
+		login := func(pw string) testutil.Answer {
 			t.Helper()
 			a := e.post(t, "/auth/login", map[string]string{"principal_id": u.ID, "password": pw, "scope_id": fuzzProject})
 			fuzzNoPassword(t, what+": logging in", a, p, checkP)
 			return a
 		}
 		if req.Password != "" {
-			if l := login(req.Password); !l.is(apierr.CodeForbidden) {
+			if l := login(req.Password); !l.Is(apierr.CodeForbidden) {
 				t.Fatalf("%s: logging in with the new user's password answered %s, want FORBIDDEN (no roles)", what, l)
 			}
 		}
-		if l := login(req.Password + "-not-it"); !l.is(apierr.CodeUnauthenticated) {
+		if l := login(req.Password + "-not-it"); !l.Is(apierr.CodeUnauthenticated) {
 			t.Fatalf("%s: logging in with a wrong password answered %s, want UNAUTHENTICATED", what, l)
 		}
 	})
@@ -927,18 +827,13 @@ func FuzzCreateBinding(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const what = "POST /api/v1/bindings"
-		before := e.state(t)
-		a := e.do(t, "POST", "/bindings", body)
-		if a.Err != nil {
-			e.unchanged(t, what, before, a)
-		}
-		var req iam.CreateBindingRequest
-		if fuzzUndecodable(t, what, body, &iam.CreateBindingRequest{}, a) {
+		a, _ := e.postCreate(t, what, "/bindings", body)
+		req, decodes := fuzzRequest[iam.CreateBindingRequest](t, what, body, a)
+		if !decodes {
 			return
 		}
-		fuzzDecodes(body, &req)
 		g := grant{req.PrincipalID, req.Role, req.ScopeID}
-		if a.is(apierr.CodeAlreadyExists) && !granted[g] {
+		if a.Is(apierr.CodeAlreadyExists) && !granted[g] {
 			t.Fatalf("%s: %+v was never granted, yet %s", what, g, a)
 		}
 		if a.Err != nil {
@@ -971,7 +866,7 @@ func FuzzCreateBinding(f *testing.F) {
 
 		// The same grant again is refused and changes nothing.
 		mid := e.state(t)
-		if again := e.do(t, "POST", "/bindings", body); !again.is(apierr.CodeAlreadyExists) {
+		if again := e.do(t, "POST", "/bindings", body); !again.Is(apierr.CodeAlreadyExists) {
 			t.Fatalf("%s: granting %+v again answered %s, want ALREADY_EXISTS", what, g, again)
 		} else {
 			e.unchanged(t, what+" again", mid, again)
@@ -1018,16 +913,11 @@ func FuzzCreateRole(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		const what = "POST /api/v1/roles"
-		before := e.state(t)
-		a := e.do(t, "POST", "/roles", body)
-		if a.Err != nil {
-			e.unchanged(t, what, before, a)
-		}
-		var req iam.CreateRoleRequest
-		if fuzzUndecodable(t, what, body, &iam.CreateRoleRequest{}, a) {
+		a, _ := e.postCreate(t, what, "/roles", body)
+		req, decodes := fuzzRequest[iam.CreateRoleRequest](t, what, body, a)
+		if !decodes {
 			return
 		}
-		fuzzDecodes(body, &req)
 		rulesOK := len(req.Permissions) >= 1 && len(req.Permissions) <= 100
 		for _, r := range req.Permissions {
 			rulesOK = rulesOK && policy.ValidateRule("permissions", r) == nil
@@ -1035,12 +925,12 @@ func FuzzCreateRole(f *testing.F) {
 		valid := fuzzValidID(req.Name) && len(req.Description) <= 1024 && rulesOK
 		switch {
 		case !valid:
-			if !a.is(apierr.CodeValidation) {
+			if !a.Is(apierr.CodeValidation) {
 				t.Fatalf("%s: an invalid role answered %s, want VALIDATION_ERROR", what, a)
 			}
 			return
 		case policy.IsBuiltin(req.Name) || created[req.Name]:
-			if !a.is(apierr.CodeAlreadyExists) {
+			if !a.Is(apierr.CodeAlreadyExists) {
 				t.Fatalf("%s: role %q exists, yet %s", what, req.Name, a)
 			}
 			return
@@ -1086,11 +976,9 @@ func fuzzPinKey(f *testing.F, e *fuzzEnv) token.SigningKey {
 	f.Helper()
 	seed := sha256.Sum256([]byte("photon iam fuzz signing key: not a secret"))
 	sk := token.SigningKey{ID: fuzzKID, Private: ed25519.NewKeyFromSeed(seed[:])}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	const prefix = policy.SecretsPrefix + "signing-keys/"
 	now := time.Now().UTC()
-	resp, err := e.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	resp, err := e.cli.Get(testutil.Context(f), prefix, clientv3.WithPrefix())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -1100,16 +988,10 @@ func fuzzPinKey(f *testing.F, e *fuzzEnv) token.SigningKey {
 			f.Fatalf("signing key %s: %v", kv.Key, err)
 		}
 		rec["active_until"] = now.Add(-time.Second).Format(time.RFC3339Nano)
-		b, _ := json.Marshal(rec)
-		if _, err := e.cli.Put(ctx, string(kv.Key), string(b)); err != nil {
-			f.Fatal(err)
-		}
+		testutil.PutJSON(f, e.cli, string(kv.Key), rec)
 	}
-	b, _ := json.Marshal(fuzzStoredKey{ID: fuzzKID, Seed: seed[:], CreatedAt: now.Add(-time.Hour),
+	testutil.PutJSON(f, e.cli, prefix+fuzzKID, fuzzStoredKey{ID: fuzzKID, Seed: seed[:], CreatedAt: now.Add(-time.Hour),
 		ActiveUntil: now.Add(23 * time.Hour), RetireAt: now.Add(72 * time.Hour)})
-	if _, err := e.cli.Put(ctx, prefix+fuzzKID, string(b)); err != nil {
-		f.Fatal(err)
-	}
 	// Listing the keys reloads them.
 	e.must(f, "GET", "/auth/keys", nil, http.StatusOK)
 	tok := fuzzTokenOf(f, e.must(f, "POST", "/auth/token", map[string]any{"principal_id": fuzzAlice, "scope_id": fuzzProject}, http.StatusOK))
@@ -1321,17 +1203,15 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before, t0 := e.state(t), time.Now()
-		a := e.do(t, "POST", "/auth/verify", body)
-		e.unchanged(t, what, before, a)
+		a, t0, _ := e.postReadOnly(t, what, "/auth/verify", body)
 		switch {
 		case len(body) > fuzzMaxBody:
-			if !a.is(apierr.CodePayloadTooLarge) {
+			if !a.Is(apierr.CodePayloadTooLarge) {
 				t.Fatalf("%s: a %d-byte body answered %s", what, len(body), a)
 			}
 			return
 		case s == "":
-			if !a.is(apierr.CodeValidation) || a.Err.Details["field"] != "token" {
+			if !a.Is(apierr.CodeValidation) || a.Err.Details["field"] != "token" {
 				t.Fatalf("%s: an empty token answered %s, want VALIDATION_ERROR on token", what, a)
 			}
 			return

@@ -14,8 +14,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -55,32 +53,12 @@ type stackConfig struct {
 func startEnv(t *testing.T, cfg stackConfig) *env {
 	t.Helper()
 	dir := t.TempDir()
-	var st *platform.Stack
-	if cfg == (stackConfig{}) {
-		st = testutil.StartStack(t, dir)
-	} else {
-		ic := iam.Config{HTTPAddr: testutil.FreeAddr(t)}
-		if cfg.cheapPasswords {
-			ic.PasswordMemoryKiB, ic.PasswordTime = 1024, 1
-		}
-		var err error
-		st, err = platform.New(platform.Config{DataDir: dir, AuthMode: cfg.authMode, ChainFire: testutil.ChainFireConfig(t), IAM: ic})
-		if err != nil {
-			t.Fatalf("stack: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := st.Start(ctx); err != nil {
-			t.Fatalf("start stack: %v", err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := st.Stop(ctx); err != nil {
-				t.Errorf("stop stack: %v", err)
-			}
-		})
+	sc := testutil.StackConfig(t, dir)
+	sc.AuthMode = cfg.authMode
+	if cfg.cheapPasswords {
+		sc.IAM.PasswordMemoryKiB, sc.IAM.PasswordTime = 1024, 1
 	}
+	st := testutil.StartStackWith(t, sc)
 	e := &env{
 		st:   st,
 		dir:  dir,
@@ -89,23 +67,9 @@ func startEnv(t *testing.T, cfg stackConfig) *env {
 		etcd: testutil.EtcdClient(t, st.ChainFire.GRPCAddr()),
 	}
 	if cfg.authMode == "enforce" {
-		e.admin = e.adminTokenFile(t)
+		e.admin = testutil.AdminToken(t, dir)
 	}
 	return e
-}
-
-// adminTokenFile reads DATA/admin.token.
-func (e *env) adminTokenFile(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(e.dir, platform.AdminTokenFile))
-	if err != nil {
-		t.Fatalf("admin token: %v", err)
-	}
-	tok := strings.TrimSpace(string(raw))
-	if tok == "" {
-		t.Fatal("admin token file is empty")
-	}
-	return tok
 }
 
 // errorBody is the "error" of an error envelope.
@@ -132,6 +96,14 @@ type reply struct {
 
 func (r reply) String() string {
 	return fmt.Sprintf("%s %s → %d %s", r.Method, r.URL, r.Status, bytes.TrimSpace(r.Raw))
+}
+
+// code is r's error code ("" for a success).
+func (r reply) code() string {
+	if r.Error == nil {
+		return ""
+	}
+	return r.Error.Code
 }
 
 // do sends one request: body nil sends none, []byte or string is sent as
@@ -236,11 +208,18 @@ func failsOn(t *testing.T, r reply, field, constraint string) {
 // value, read straight from ChainFire.
 func (e *env) snapshot(t *testing.T) map[string]string {
 	t.Helper()
+	return e.keys(t, "/photon/iam", clientv3.WithPrefix())
+}
+
+// keys reads, straight from ChainFire, the keys opt picks from key on, and
+// their values.
+func (e *env) keys(t *testing.T, key string, opt clientv3.OpOption) map[string]string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	resp, err := e.etcd.Get(ctx, "/photon/iam", clientv3.WithPrefix())
+	resp, err := e.etcd.Get(ctx, key, opt)
 	if err != nil {
-		t.Fatalf("snapshot: %v", err)
+		t.Fatalf("read %q: %v", key, err)
 	}
 	out := make(map[string]string, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -291,9 +270,14 @@ func (e *env) getKey(t *testing.T, key string) (string, bool) {
 
 // --- IAM calls as the bootstrap admin, for setting tests up ---------------
 
-func (e *env) createOrg(t *testing.T, id string) iam.Org {
+// createOrg creates org id and, in it, projects.
+func (e *env) createOrg(t *testing.T, id string, projects ...string) iam.Org {
 	t.Helper()
-	return okAs[iam.Org](t, do(t, "POST", e.iam+"/api/v1/orgs", e.admin, map[string]any{"id": id, "name": id}), http.StatusCreated)
+	o := okAs[iam.Org](t, do(t, "POST", e.iam+"/api/v1/orgs", e.admin, map[string]any{"id": id, "name": id}), http.StatusCreated)
+	for _, p := range projects {
+		e.createProject(t, p, id)
+	}
+	return o
 }
 
 func (e *env) createProject(t *testing.T, id, org string) iam.Project {
@@ -316,6 +300,20 @@ func (e *env) bind(t *testing.T, principal, role, scope string) iam.Binding {
 	t.Helper()
 	return okAs[iam.Binding](t, do(t, "POST", e.iam+"/api/v1/bindings", e.admin,
 		map[string]any{"principal_id": principal, "role": role, "scope_id": scope}), http.StatusCreated)
+}
+
+// credential creates, as the admin, an access key of principal in project.
+func (e *env) credential(t *testing.T, principal, project string) iam.Credential {
+	t.Helper()
+	return okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", e.admin,
+		map[string]any{"principal_id": principal, "project_id": project}), http.StatusCreated)
+}
+
+// exchange is the token c's holder issues itself with c's key and secret.
+func (e *env) exchange(t *testing.T, c iam.Credential) iam.IssuedToken {
+	t.Helper()
+	return okAs[iam.IssuedToken](t, do(t, "POST", e.iam+"/api/v1/auth/token", "",
+		map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK)
 }
 
 // delegate issues, as the admin, a token for principal at scope carrying
@@ -356,17 +354,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // allKeys is every key in ChainFire and its value.
 func (e *env) allKeys(t *testing.T) map[string]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	resp, err := e.etcd.Get(ctx, "\x00", clientv3.WithFromKey())
-	if err != nil {
-		t.Fatalf("read all keys: %v", err)
-	}
-	out := make(map[string]string, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		out[string(kv.Key)] = string(kv.Value)
-	}
-	return out
+	return e.keys(t, "\x00", clientv3.WithFromKey())
 }
 
 // jwtPart decodes part i (0 header, 1 claims) of a compact JWS.

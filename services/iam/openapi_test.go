@@ -1,9 +1,7 @@
 package iam_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -14,11 +12,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/testutil"
 	"github.com/photoncloud/photon/services/iam"
 )
@@ -358,84 +354,6 @@ func TestOpenAPIIAMOperations(t *testing.T) {
 	}
 }
 
-// openapiStack starts ChainFire and IAM in-process in enforce mode (no
-// loopback trust), stopped when the test ends, and returns it with the
-// bootstrap admin's token from DATA/admin.token.
-func openapiStack(t *testing.T) (*platform.Stack, string) {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := platform.New(platform.Config{DataDir: dir, AuthMode: "enforce",
-		ChainFire: testutil.ChainFireConfig(t), IAM: iam.Config{HTTPAddr: testutil.FreeAddr(t)}})
-	if err != nil {
-		t.Fatalf("stack: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := st.Start(ctx); err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := st.Stop(ctx); err != nil {
-			t.Errorf("stop stack: %v", err)
-		}
-	})
-	raw, err := os.ReadFile(filepath.Join(dir, platform.AdminTokenFile))
-	if err != nil {
-		t.Fatalf("admin token: %v", err)
-	}
-	return st, strings.TrimSpace(string(raw))
-}
-
-// openapiReply is one HTTP answer.
-type openapiReply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// openapiDo sends one request with an optional bearer token and JSON body.
-func openapiDo(t *testing.T, method, url, bearer, body string) openapiReply {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return openapiReply{status: resp.StatusCode, header: resp.Header, body: b}
-}
-
-// openapiErr decodes the error envelope of r ("" code when it is none).
-func openapiErr(r openapiReply) (code string, details map[string]any) {
-	var env struct {
-		Error struct {
-			Code    string         `json:"code"`
-			Details map[string]any `json:"details"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(r.body, &env)
-	return env.Error.Code, env.Error.Details
-}
-
 // openapiPathParams fills a documented path's parameters.
 var openapiPathParams = strings.NewReplacer("{key}", "openapi-key", "{id}", "openapi-id", "{name}", "openapi-name", "{node_id}", "7")
 
@@ -445,24 +363,14 @@ var openapiPathParams = strings.NewReplacer("{key}", "openapi-key", "{id}", "ope
 // open — and, for ChainFire, that a caller without system-scope rights gets
 // 403 naming exactly the permission the doc names.
 func TestOpenAPIAuthAsDocumented(t *testing.T) {
-	st, admin := openapiStack(t)
-	bases := map[string]string{"chainfire.yaml": "http://" + st.ChainFire.HTTPAddr(), "iam.yaml": "http://" + st.IAM.HTTPAddr()}
+	e := startEnv(t, stackConfig{authMode: "enforce"})
+	bases := map[string]string{"chainfire.yaml": e.cf, "iam.yaml": e.iam}
 
 	// A member of some project: no system-scope rights at all.
-	r := openapiDo(t, "POST", bases["iam.yaml"]+"/api/v1/auth/token", admin,
-		`{"principal_id":"openapi-member","scope_id":"openapi-proj","roles":["member"]}`)
-	if r.status != http.StatusOK {
-		t.Fatalf("issue a member token: %d %s", r.status, r.body)
+	member := e.delegate(t, "openapi-member", "openapi-proj", "member").Token
+	if member == "" {
+		t.Fatal("issue a member token: no token")
 	}
-	var issued struct {
-		Data struct {
-			Token string `json:"token"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(r.body, &issued); err != nil || issued.Data.Token == "" {
-		t.Fatalf("issue a member token: %s", r.body)
-	}
-	member := issued.Data.Token
 	needs := regexp.MustCompile("Needs `([a-z]+\\.[a-z]+\\.[a-z]+)` at system scope")
 
 	for file, base := range bases {
@@ -475,26 +383,25 @@ func TestOpenAPIAuthAsDocumented(t *testing.T) {
 				if sec, ok := o.op["security"]; ok {
 					anonymousOK = slices.Contains(openapiSecurityNames(t, o.String(), sec), "")
 				}
-				r := openapiDo(t, method, url, "", "")
-				code, _ := openapiErr(r)
+				r := do(t, method, url, "", nil)
 				switch {
 				case o.String() == "GET /health":
-					if r.status != http.StatusOK {
-						t.Errorf("anonymous: %d %s, want 200", r.status, r.body)
+					if r.Status != http.StatusOK {
+						t.Errorf("anonymous: %d %s, want 200", r.Status, r.Raw)
 					}
 				case anonymousOK:
-					if r.status == http.StatusUnauthorized {
-						t.Errorf("anonymous: 401 %s, but the doc says it works without a token", r.body)
+					if r.Status == http.StatusUnauthorized {
+						t.Errorf("anonymous: 401 %s, but the doc says it works without a token", r.Raw)
 					}
 				default:
-					if r.status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
-						t.Errorf("anonymous: %d %s, want 401 UNAUTHENTICATED", r.status, r.body)
+					if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" {
+						t.Errorf("anonymous: %d %s, want 401 UNAUTHENTICATED", r.Status, r.Raw)
 					}
 				}
 				// A forged token: 401 everywhere but /health.
-				r = openapiDo(t, method, url, member[:len(member)-3]+"AAA", "")
-				if code, _ := openapiErr(r); o.String() != "GET /health" && (r.status != http.StatusUnauthorized || code != "UNAUTHENTICATED") {
-					t.Errorf("forged token: %d %s, want 401 UNAUTHENTICATED", r.status, r.body)
+				r = do(t, method, url, member[:len(member)-3]+"AAA", nil)
+				if o.String() != "GET /health" && (r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED") {
+					t.Errorf("forged token: %d %s, want 401 UNAUTHENTICATED", r.Status, r.Raw)
 				}
 
 				if file != "chainfire.yaml" {
@@ -506,16 +413,15 @@ func TestOpenAPIAuthAsDocumented(t *testing.T) {
 				if (m != nil) != has403 {
 					t.Fatalf("description %q and 403 documented = %v disagree", desc, has403)
 				}
-				r = openapiDo(t, method, url, member, "")
+				r = do(t, method, url, member, nil)
 				if m == nil {
-					if r.status == http.StatusForbidden || r.status == http.StatusUnauthorized {
-						t.Errorf("member: %d %s, but the doc names no permission", r.status, r.body)
+					if r.Status == http.StatusForbidden || r.Status == http.StatusUnauthorized {
+						t.Errorf("member: %d %s, but the doc names no permission", r.Status, r.Raw)
 					}
 					return
 				}
-				code, details := openapiErr(r)
-				if r.status != http.StatusForbidden || code != "FORBIDDEN" || details["permission"] != m[1] {
-					t.Errorf("member: %d %s, want 403 FORBIDDEN for %s", r.status, r.body, m[1])
+				if r.Status != http.StatusForbidden || r.code() != "FORBIDDEN" || r.Error.Details["permission"] != m[1] {
+					t.Errorf("member: %d %s, want 403 FORBIDDEN for %s", r.Status, r.Raw, m[1])
 				}
 			})
 		}
@@ -525,28 +431,27 @@ func TestOpenAPIAuthAsDocumented(t *testing.T) {
 // TestOpenAPIJWKSForms checks the two JWKS documents as iam.yaml describes
 // them: the well-known one bare, the API one in the envelope, the same keys.
 func TestOpenAPIJWKSForms(t *testing.T) {
-	st, _ := openapiStack(t)
-	base := "http://" + st.IAM.HTTPAddr()
+	e := startEnv(t, stackConfig{authMode: "enforce"})
 
-	bare := openapiDo(t, "GET", base+"/.well-known/jwks.json", "", "")
-	if bare.status != http.StatusOK {
-		t.Fatalf("GET /.well-known/jwks.json = %d %s", bare.status, bare.body)
+	bare := do(t, "GET", e.iam+"/.well-known/jwks.json", "", nil)
+	if bare.Status != http.StatusOK {
+		t.Fatalf("GET /.well-known/jwks.json = %s", bare)
 	}
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(bare.body, &top); err != nil {
+	if err := json.Unmarshal(bare.Raw, &top); err != nil {
 		t.Fatalf("well-known JWKS is not a JSON object: %v", err)
 	}
 	if _, ok := top["keys"]; !ok || len(top) != 1 {
 		t.Errorf("well-known JWKS has keys %v, want exactly [keys] (no envelope)", slices.Sorted(maps.Keys(top)))
 	}
-	if cc := bare.header.Get("Cache-Control"); cc != "max-age=60" {
+	if cc := bare.Header.Get("Cache-Control"); cc != "max-age=60" {
 		t.Errorf("Cache-Control %q, want max-age=60 as documented", cc)
 	}
 	var set struct {
 		Keys []struct{ Kty, Crv, X, Kid, Alg, Use string } `json:"keys"`
 	}
-	if err := json.Unmarshal(bare.body, &set); err != nil || len(set.Keys) == 0 {
-		t.Fatalf("well-known JWKS %s: %v (want at least one key)", bare.body, err)
+	if err := json.Unmarshal(bare.Raw, &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("well-known JWKS %s: %v (want at least one key)", bare.Raw, err)
 	}
 	for _, k := range set.Keys {
 		if k.Kty != "OKP" || k.Crv != "Ed25519" || k.Alg != "EdDSA" || k.Use != "sig" || k.Kid == "" || k.X == "" {
@@ -554,21 +459,15 @@ func TestOpenAPIJWKSForms(t *testing.T) {
 		}
 	}
 
-	env := openapiDo(t, "GET", base+"/api/v1/auth/jwks", "", "")
-	if env.status != http.StatusOK {
-		t.Fatalf("GET /api/v1/auth/jwks = %d %s", env.status, env.body)
+	wrapped := do(t, "GET", e.iam+"/api/v1/auth/jwks", "", nil)
+	if wrapped.Status != http.StatusOK {
+		t.Fatalf("GET /api/v1/auth/jwks = %s", wrapped)
 	}
-	var wrapped struct {
-		Data json.RawMessage `json:"data"`
-		Meta struct {
-			RequestID string `json:"request_id"`
-		} `json:"meta"`
+	if wrapped.Meta.RequestID == "" {
+		t.Fatalf("/api/v1/auth/jwks is not the envelope: %s", wrapped.Raw)
 	}
-	if err := json.Unmarshal(env.body, &wrapped); err != nil || wrapped.Meta.RequestID == "" {
-		t.Fatalf("/api/v1/auth/jwks is not the envelope: %s", env.body)
-	}
-	if !openapiJSONEqual(t, wrapped.Data, bare.body) {
-		t.Errorf("the enveloped JWKS %s differs from the bare one %s", wrapped.Data, bare.body)
+	if !openapiJSONEqual(t, wrapped.Data, bare.Raw) {
+		t.Errorf("the enveloped JWKS %s differs from the bare one %s", wrapped.Data, bare.Raw)
 	}
 }
 

@@ -269,9 +269,7 @@ func TestProjects(t *testing.T) {
 func TestOrgDeleteNeedsNoProjects(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
-	e.createProject(t, "db", "acme")
+	e.createOrg(t, "acme", "web", "db")
 	b := e.bind(t, "photon-admin", "viewer", "acme")
 
 	e.unchanged(t, func() {
@@ -474,11 +472,8 @@ func TestUsers(t *testing.T) {
 	})
 
 	t.Run("list by scope", func(t *testing.T) {
-		e.createOrg(t, "acme")
-		e.createOrg(t, "globex")
-		e.createProject(t, "web", "acme")
-		e.createProject(t, "db", "acme")
-		e.createProject(t, "hr", "globex")
+		e.createOrg(t, "acme", "web", "db")
+		e.createOrg(t, "globex", "hr")
 		for _, u := range []struct{ id, role, scope string }{
 			{"at-web", "viewer", "web"},
 			{"at-acme", "member", "acme"},
@@ -556,7 +551,7 @@ func TestUsers(t *testing.T) {
 		e.createUser(t, "user-gone", pw)
 		b := e.bind(t, "user-gone", "member", "web")
 		b2 := e.bind(t, "user-gone", "viewer", "acme")
-		cred := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": "user-gone", "project_id": "web"}), http.StatusCreated)
+		cred := e.credential(t, "user-gone", "web")
 		own := e.login(t, "user-gone", pw, "web").Token
 		delegated := e.delegate(t, "user-gone", "web").Token
 		// A token it issued (with its own, self-issued token) goes too.
@@ -702,11 +697,8 @@ func TestBindings(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{cheapPasswords: true})
 	bindings := e.iam + "/api/v1/bindings"
-	e.createOrg(t, "acme")
-	e.createOrg(t, "globex")
-	e.createProject(t, "web", "acme")
-	e.createProject(t, "db", "acme")
-	e.createProject(t, "hr", "globex")
+	e.createOrg(t, "acme", "web", "db")
+	e.createOrg(t, "globex", "hr")
 	for _, u := range []string{"alice", "bob", "carol"} {
 		e.createUser(t, u, "password-of-"+u)
 	}
@@ -788,9 +780,7 @@ func TestCredentials(t *testing.T) {
 	e := startEnv(t, stackConfig{})
 	creds := e.iam + "/api/v1/credentials"
 	tokens := e.iam + "/api/v1/auth/token"
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
-	e.createProject(t, "db", "acme")
+	e.createOrg(t, "acme", "web", "db")
 	e.createUser(t, "dev", "")
 	e.createUser(t, "idle", "")
 	e.bind(t, "dev", "member", "web")
@@ -824,7 +814,7 @@ func TestCredentials(t *testing.T) {
 	})
 
 	t.Run("self-issue carries the live roles at the key's project", func(t *testing.T) {
-		tok := okAs[iam.IssuedToken](t, do(t, "POST", tokens, "", map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK)
+		tok := e.exchange(t, c)
 		if tok.PrincipalID != "dev" || tok.ScopeID != "web" || tok.IssuedBy != "dev" || !slices.Equal(tok.Roles, []string{"member", "viewer"}) {
 			t.Fatalf("token = %+v", tok)
 		}
@@ -839,7 +829,7 @@ func TestCredentials(t *testing.T) {
 		}
 		// Live: drop the org binding and the next token no longer has it.
 		ok(t, do(t, "DELETE", e.iam+"/api/v1/bindings/"+orgBinding.ID, "", nil), http.StatusOK, nil)
-		tok = okAs[iam.IssuedToken](t, do(t, "POST", tokens, "", map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK)
+		tok = e.exchange(t, c)
 		if !slices.Equal(tok.Roles, []string{"member"}) {
 			t.Fatalf("after unbinding, token roles = %v", tok.Roles)
 		}

@@ -114,8 +114,7 @@ func TestTokenTTL(t *testing.T) {
 func TestLogin(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
+	e.createOrg(t, "acme", "web")
 	e.createUser(t, "lee", "lee-password-1")
 	e.createUser(t, "nopass", "")
 	e.bind(t, "lee", "member", "web")
@@ -370,14 +369,11 @@ func TestAuthzCheck(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, stackConfig{})
 	check := e.iam + "/api/v1/authz/check"
-	e.createOrg(t, "acme")
-	e.createProject(t, "web", "acme")
-	e.createProject(t, "db", "acme")
+	e.createOrg(t, "acme", "web", "db")
 	e.createUser(t, "dev", "")
 	b := e.bind(t, "dev", "member", "web")
-	c := okAs[iam.Credential](t, do(t, "POST", e.iam+"/api/v1/credentials", "", map[string]any{"principal_id": "dev", "project_id": "web"}), http.StatusCreated)
-	own := okAs[iam.IssuedToken](t, do(t, "POST", e.iam+"/api/v1/auth/token", "",
-		map[string]any{"access_key_id": c.AccessKeyID, "secret_access_key": c.SecretAccessKey}), http.StatusOK).Token
+	c := e.credential(t, "dev", "web")
+	own := e.exchange(t, c).Token
 
 	decide := func(bearer string, body map[string]any) iam.CheckResult {
 		t.Helper()

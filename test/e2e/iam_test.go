@@ -91,14 +91,19 @@ func (s *upStack) restart(t *testing.T) {
 	s.start(t)
 }
 
-// authLine is the banner's auth line ("auth: <mode> mode; admin token in …").
-func (s *upStack) authLine() string {
+// wantAuthLine checks the banner's auth line ("auth: <mode> mode; admin
+// token in …") names mode.
+func (s *upStack) wantAuthLine(t *testing.T, mode string) {
+	t.Helper()
 	for _, l := range strings.Split(s.proc.stdout.String(), "\n") {
 		if strings.HasPrefix(l, "auth: ") {
-			return l
+			if !strings.HasPrefix(l, "auth: "+mode+" mode") {
+				t.Errorf("banner auth line %q, want %s mode", l, mode)
+			}
+			return
 		}
 	}
-	return ""
+	t.Errorf("no banner auth line, want %s mode", mode)
 }
 
 // cf and iam send one request to ChainFire's or IAM's REST (with a bearer
@@ -125,11 +130,21 @@ func (s *upStack) call(t *testing.T, addr, tok, method, path string, body any) r
 // adminToken reads DATA/admin.token.
 func (s *upStack) adminToken(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+	return testutil.AdminToken(t, s.dataDir)
+}
+
+// privateAdminToken checks DATA/admin.token is its owner's alone (mode
+// 0600) and returns the token in it.
+func (s *upStack) privateAdminToken(t *testing.T) string {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(s.dataDir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin.token mode %v, want 0600", fi.Mode().Perm())
+	}
+	return s.adminToken(t)
 }
 
 // issued is the data of a token answer.
@@ -206,17 +221,8 @@ func wantCode(t *testing.T, what string, r response, status int, code string) {
 // bearer token on ChainFire and IAM.
 func TestIAMAdminTokenLoopback(t *testing.T) {
 	s := startUpStack(t)
-	if l := s.authLine(); !strings.HasPrefix(l, "auth: loopback mode") {
-		t.Errorf("banner auth line %q, want loopback mode", l)
-	}
-	fi, err := os.Stat(filepath.Join(s.dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("admin.token mode %v, want 0600", fi.Mode().Perm())
-	}
-	admin := s.adminToken(t)
+	s.wantAuthLine(t, "loopback")
+	admin := s.privateAdminToken(t)
 	v := s.verify(t, admin)
 	if !v.Valid || v.Principal != "photon-admin" || v.Scope != "system" || fmt.Sprint(v.Roles) != "[admin]" || v.Delegated {
 		t.Errorf("admin token verifies as %+v", v)
@@ -279,17 +285,8 @@ var enforceRoutes = []enforceRoute{
 // and changes nothing; the admin token from DATA/admin.token passes.
 func TestIAMEnforceMode(t *testing.T) {
 	s := startUpStack(t, "--auth-mode", "enforce")
-	if l := s.authLine(); !strings.HasPrefix(l, "auth: enforce mode") {
-		t.Errorf("banner auth line %q, want enforce mode", l)
-	}
-	fi, err := os.Stat(filepath.Join(s.dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("admin.token mode %v, want 0600", fi.Mode().Perm())
-	}
-	admin := s.adminToken(t)
+	s.wantAuthLine(t, "enforce")
+	admin := s.privateAdminToken(t)
 	addr := map[string]string{"chainfire": s.cfAddr, "iam": s.iamAddr}
 
 	for _, svc := range []string{"chainfire", "iam"} {
@@ -342,9 +339,7 @@ func TestIAMEnforceMode(t *testing.T) {
 func TestIAMAutoModeOffLoopback(t *testing.T) {
 	s := newUpStack(t, "0.0.0.0")
 	s.start(t)
-	if l := s.authLine(); !strings.HasPrefix(l, "auth: enforce mode") {
-		t.Errorf("banner auth line %q, want enforce mode", l)
-	}
+	s.wantAuthLine(t, "enforce")
 	wantCode(t, "IAM without a token", s.iam(t, "", "GET", "/api/v1/users", nil), 401, "UNAUTHENTICATED")
 	wantCode(t, "ChainFire without a token", s.cf(t, "", "GET", "/api/v1/cluster/status", nil), 401, "UNAUTHENTICATED")
 	wantCode(t, "IAM /health", s.iam(t, "", "GET", "/health", nil), 200, "")

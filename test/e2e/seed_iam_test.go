@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -87,11 +86,7 @@ curl -H "Authorization: Bearer $TOKEN" \
 // network namespace of its own (as TestSeedChainFire; the two never run at
 // once: neither is parallel).
 func TestSeedIAM(t *testing.T) {
-	for _, tool := range []string{"curl", "jq", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (scripts/install-deps.sh installs it)", tool)
-		}
-	}
+	needSeedTools(t)
 	seed := readSeed(t)
 	ns := newSeedNS(t)
 	startSeedPhoton(t, ns, t.TempDir())

@@ -22,6 +22,17 @@ import (
 	"github.com/photoncloud/photon/internal/testutil"
 )
 
+// needSeedTools skips the test unless the tools the seed's examples use
+// (curl, jq, bash) are installed.
+func needSeedTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"curl", "jq", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/install-deps.sh installs it)", tool)
+		}
+	}
+}
+
 // seedNS is a network namespace the seed replay runs in.
 type seedNS struct {
 	name string
@@ -152,11 +163,7 @@ func readSeed(t *testing.T) string {
 // sections — against `photon up`, then restarts it and checks that every
 // key survived.
 func TestSeedChainFire(t *testing.T) {
-	for _, tool := range []string{"curl", "jq", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (scripts/install-deps.sh installs it)", tool)
-		}
-	}
+	needSeedTools(t)
 	seed := readSeed(t)
 	ns := newSeedNS(t)
 	dataDir := t.TempDir()

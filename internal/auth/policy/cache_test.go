@@ -23,15 +23,6 @@ import (
 	"github.com/photoncloud/photon/internal/testutil"
 )
 
-// testCtx is a context bounded well inside the test binary's timeout, so a
-// hang fails the test that hangs rather than the whole run.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // store starts a ChainFire and returns a client of it.
 func store(t *testing.T) (addr string, cli *clientv3.Client) {
 	t.Helper()
@@ -39,41 +30,10 @@ func store(t *testing.T) (addr string, cli *clientv3.Client) {
 	return srv.GRPCAddr(), testutil.EtcdClient(t, srv.GRPCAddr())
 }
 
-// startCache starts a cache over cli, stopped when the test ends.
-func startCache(t *testing.T, cli *clientv3.Client, log *slog.Logger) *policy.Cache {
-	t.Helper()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	c := policy.NewCache(cli, log)
-	if err := c.Start(testCtx(t)); err != nil {
-		t.Fatalf("start cache: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(context.Background()); err != nil {
-			t.Errorf("stop cache: %v", err)
-		}
-	})
-	return c
-}
-
-// put writes v as JSON at key and returns the write's revision.
-func put(t *testing.T, cli *clientv3.Client, key string, v any) int64 {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := cli.Put(testCtx(t), key, string(b))
-	if err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-	return resp.Header.Revision
-}
-
+// del deletes key, which must exist.
 func del(t *testing.T, cli *clientv3.Client, key string) {
 	t.Helper()
-	resp, err := cli.Delete(testCtx(t), key)
+	resp, err := cli.Delete(testutil.Context(t), key)
 	if err != nil {
 		t.Fatalf("delete %s: %v", key, err)
 	}
@@ -85,7 +45,7 @@ func del(t *testing.T, cli *clientv3.Client, key string) {
 // syncCache waits until c reflects every write made so far.
 func syncCache(t *testing.T, c *policy.Cache) {
 	t.Helper()
-	if err := c.Sync(testCtx(t)); err != nil {
+	if err := c.Sync(testutil.Context(t)); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 }
@@ -99,7 +59,7 @@ func project(id, orgID string) policy.Project {
 // bind writes binding id: principal holds role at scope.
 func bind(t *testing.T, cli *clientv3.Client, id, principal, role, scope string) int64 {
 	t.Helper()
-	return put(t, cli, policy.BindingsPrefix+id, policy.Binding{ID: id, PrincipalID: principal, Role: role, Scope: scope})
+	return testutil.PutJSON(t, cli, policy.BindingsPrefix+id, policy.Binding{ID: id, PrincipalID: principal, Role: role, Scope: scope})
 }
 
 const vmOperator = "vm-operator"
@@ -112,12 +72,12 @@ const vmOperator = "vm-operator"
 //	carl   vm-operator @ proj-a1 (custom: vms.*, but not delete)
 func seed(t *testing.T, cli *clientv3.Client) {
 	t.Helper()
-	put(t, cli, policy.OrgsPrefix+"org-a", org("org-a"))
-	put(t, cli, policy.OrgsPrefix+"org-b", org("org-b"))
-	put(t, cli, policy.ProjectsPrefix+"proj-a1", project("proj-a1", "org-a"))
-	put(t, cli, policy.ProjectsPrefix+"proj-a2", project("proj-a2", "org-a"))
-	put(t, cli, policy.ProjectsPrefix+"proj-b1", project("proj-b1", "org-b"))
-	put(t, cli, policy.RolesPrefix+vmOperator, policy.Role{
+	testutil.PutJSON(t, cli, policy.OrgsPrefix+"org-a", org("org-a"))
+	testutil.PutJSON(t, cli, policy.OrgsPrefix+"org-b", org("org-b"))
+	testutil.PutJSON(t, cli, policy.ProjectsPrefix+"proj-a1", project("proj-a1", "org-a"))
+	testutil.PutJSON(t, cli, policy.ProjectsPrefix+"proj-a2", project("proj-a2", "org-a"))
+	testutil.PutJSON(t, cli, policy.ProjectsPrefix+"proj-b1", project("proj-b1", "org-b"))
+	testutil.PutJSON(t, cli, policy.RolesPrefix+vmOperator, policy.Role{
 		Name:        vmOperator,
 		Permissions: []string{"plasmavmc.vms.*", "!plasmavmc.vms.delete"},
 	})
@@ -160,13 +120,13 @@ func TestCacheLoadsThenFollows(t *testing.T) {
 	seed(t, cli)
 	// A key outside IAM's records and a record that is not JSON must not
 	// stop the load.
-	if _, err := cli.Put(testCtx(t), policy.ProjectsPrefix+"broken", "{not json"); err != nil {
+	if _, err := cli.Put(testutil.Context(t), policy.ProjectsPrefix+"broken", "{not json"); err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, policy.Prefix+"unknown-kind/x", org("x"))
-	put(t, cli, policy.SecretsPrefix+"keys/1", map[string]string{"k": "secret"})
+	testutil.PutJSON(t, cli, policy.Prefix+"unknown-kind/x", org("x"))
+	testutil.PutJSON(t, cli, policy.SecretsPrefix+"keys/1", map[string]string{"k": "secret"})
 
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 
 	// Loaded at Start.
 	if !c.IsOrg("org-a") || !c.IsOrg("org-b") || c.IsOrg("proj-a1") {
@@ -203,8 +163,8 @@ func TestCacheLoadsThenFollows(t *testing.T) {
 	startRev := c.Revision()
 
 	// Later puts arrive through the watch.
-	put(t, cli, policy.OrgsPrefix+"org-c", org("org-c"))
-	put(t, cli, policy.ProjectsPrefix+"proj-c1", project("proj-c1", "org-c"))
+	testutil.PutJSON(t, cli, policy.OrgsPrefix+"org-c", org("org-c"))
+	testutil.PutJSON(t, cli, policy.ProjectsPrefix+"proj-c1", project("proj-c1", "org-c"))
 	rev := bind(t, cli, "b-alice-c", "alice", policy.RoleViewer, "org-c")
 	syncCache(t, c)
 	if c.Revision() < rev || c.Revision() <= startRev {
@@ -246,7 +206,7 @@ func TestCacheLoadsThenFollows(t *testing.T) {
 	}
 
 	// A corrupt rewrite of a binding drops it rather than keep stale rights.
-	if _, err := cli.Put(testCtx(t), policy.BindingsPrefix+"b-vera", "garbage"); err != nil {
+	if _, err := cli.Put(testutil.Context(t), policy.BindingsPrefix+"b-vera", "garbage"); err != nil {
 		t.Fatal(err)
 	}
 	syncCache(t, c)
@@ -258,7 +218,7 @@ func TestCacheLoadsThenFollows(t *testing.T) {
 func TestDecide(t *testing.T) {
 	_, cli := store(t)
 	seed(t, cli)
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 
 	const (
 		create = "plasmavmc.vms.create"
@@ -359,7 +319,7 @@ func TestDecide(t *testing.T) {
 func TestDecideFollowsBindings(t *testing.T) {
 	_, cli := store(t)
 	seed(t, cli)
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 
 	alice := tok("alice", "proj-a1", "admin", "member")
 	bot := delegated("bot", "alice", "proj-a1", "member")
@@ -405,7 +365,7 @@ func TestDecideFollowsBindings(t *testing.T) {
 	// A custom role's rules are read live too.
 	carl := tok("carl", "proj-a1", vmOperator)
 	check(carl, "plasmavmc.vms.delete", policy.Denied)
-	put(t, cli, policy.RolesPrefix+vmOperator, policy.Role{Name: vmOperator, Permissions: []string{"plasmavmc.vms.*"}})
+	testutil.PutJSON(t, cli, policy.RolesPrefix+vmOperator, policy.Role{Name: vmOperator, Permissions: []string{"plasmavmc.vms.*"}})
 	syncCache(t, c)
 	check(carl, "plasmavmc.vms.delete", policy.Allow)
 }
@@ -413,7 +373,7 @@ func TestDecideFollowsBindings(t *testing.T) {
 func TestGrantable(t *testing.T) {
 	_, cli := store(t)
 	seed(t, cli)
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 
 	admin := tok("root", policy.SystemScope, "admin")
 	member := tok("alice", "proj-a1", "member")
@@ -457,11 +417,11 @@ func TestGrantable(t *testing.T) {
 
 func TestRevoked(t *testing.T) {
 	_, cli := store(t)
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 
 	cut := time.Unix(1_700_000_000, 0).UTC()
-	put(t, cli, policy.RevokedTokensPrefix+"jti-gone", policy.RevokedToken{ID: "jti-gone", ExpiresAt: cut.Add(time.Hour)})
-	put(t, cli, policy.RevokedPrincipalsPrefix+"alice", policy.RevokedPrincipal{PrincipalID: "alice", Before: cut})
+	testutil.PutJSON(t, cli, policy.RevokedTokensPrefix+"jti-gone", policy.RevokedToken{ID: "jti-gone", ExpiresAt: cut.Add(time.Hour)})
+	testutil.PutJSON(t, cli, policy.RevokedPrincipalsPrefix+"alice", policy.RevokedPrincipal{PrincipalID: "alice", Before: cut})
 	syncCache(t, c)
 
 	at := func(s *policy.Subject, iat time.Time) *policy.Subject {
@@ -553,7 +513,7 @@ func TestNotLoadedFailsClosed(t *testing.T) {
 	})
 	t.Run("after stop", func(t *testing.T) {
 		c := policy.NewCache(cli, slog.New(slog.DiscardHandler))
-		if err := c.Start(testCtx(t)); err != nil {
+		if err := c.Start(testutil.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		if d, err := c.Decide(tok("alice", "proj-a1", "member"), "plasmavmc.vms.get", in("org-a", "proj-a1")); err != nil || d != policy.Allow {
@@ -567,7 +527,7 @@ func TestNotLoadedFailsClosed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
-		case <-testCtx(t).Done():
+		case <-testutil.Context(t).Done():
 			t.Fatal("Stop did not return: the watch goroutine is stuck")
 		}
 		if err := c.Stop(context.Background()); err != nil {
@@ -582,10 +542,10 @@ func TestNotLoadedFailsClosed(t *testing.T) {
 func TestWaitForRevisionOutsidePrefix(t *testing.T) {
 	_, cli := store(t)
 	seed(t, cli)
-	c := startCache(t, cli, nil)
+	c := testutil.StartPolicyCache(t, cli, nil)
 	syncCache(t, c)
 
-	resp, err := cli.Put(testCtx(t), "/other/key", "v")
+	resp, err := cli.Put(testutil.Context(t), "/other/key", "v")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +578,7 @@ func TestCacheCatchesUpAfterPartition(t *testing.T) {
 		addr, direct := store(t)
 		g := startGate(t, addr)
 		logs := &recorder{}
-		c := startCache(t, testutil.EtcdClient(t, g.addr()), slog.New(logs))
+		c := testutil.StartPolicyCache(t, testutil.EtcdClient(t, g.addr()), slog.New(logs))
 		seed(t, direct)
 		syncCache(t, c)
 
@@ -627,9 +587,9 @@ func TestCacheCatchesUpAfterPartition(t *testing.T) {
 		bind(t, direct, "b-bob", "bob", policy.RoleAdmin, policy.SystemScope)
 		var rev int64
 		for i := range 20 {
-			rev = put(t, direct, policy.OrgsPrefix+"org-churn", policy.Org{ID: "org-churn", Name: fmt.Sprint(i)})
+			rev = testutil.PutJSON(t, direct, policy.OrgsPrefix+"org-churn", policy.Org{ID: "org-churn", Name: fmt.Sprint(i)})
 		}
-		if _, err := direct.Compact(testCtx(t), rev, clientv3.WithCompactPhysical()); err != nil {
+		if _, err := direct.Compact(testutil.Context(t), rev, clientv3.WithCompactPhysical()); err != nil {
 			t.Fatalf("compact: %v", err)
 		}
 		g.restore()
@@ -659,12 +619,12 @@ func TestCacheCatchesUpAfterPartition(t *testing.T) {
 	t.Run("history kept, more than one batch behind", func(t *testing.T) {
 		addr, direct := store(t)
 		g := startGate(t, addr)
-		c := startCache(t, testutil.EtcdClient(t, g.addr()), nil)
+		c := testutil.StartPolicyCache(t, testutil.EtcdClient(t, g.addr()), nil)
 		syncCache(t, c)
 
 		g.cut()
 		const n = 1500
-		ctx := testCtx(t)
+		ctx := testutil.Context(t)
 		ids := make(chan int)
 		var wg sync.WaitGroup
 		for range 8 {
