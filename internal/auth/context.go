@@ -101,12 +101,6 @@ func ListTarget(ctx context.Context, perm string, named policy.Target) (policy.T
 	return t, nil
 }
 
-// Permits reports whether the caller holds perm, whatever the scope.
-func Permits(ctx context.Context, perm string) bool {
-	c, err := callerOf(ctx)
-	return err == nil && c.auth.cache.Permits(c.subject, perm)
-}
-
 func forbidden(s *policy.Subject, perm string) error {
 	return &apierr.Error{Code: apierr.CodeForbidden,
 		Message: "the caller may not " + perm + " here",

@@ -304,12 +304,6 @@ func TestDecide(t *testing.T) {
 				t.Errorf("Decide(%s@%s %q, %q, %+v) = %v, want %v",
 					tc.s.PrincipalID, tc.s.Scope, tc.s.Roles, tc.perm, tc.t, got, tc.want)
 			}
-			// Permits is Decide without the scope check.
-			if tc.want != policy.OutOfScope {
-				if p := c.Permits(tc.s, tc.perm); p != (tc.want == policy.Allow) {
-					t.Errorf("Permits = %v, want %v", p, tc.want == policy.Allow)
-				}
-			}
 		})
 	}
 }

@@ -176,22 +176,6 @@ func (c *Cache) liveLocked(principal, scope string) []string {
 	return out
 }
 
-// Permits reports whether s's effective roles grant perm, ignoring scope
-// (the caller has checked it).
-func (c *Cache) Permits(s *Subject, perm string) bool {
-	if s.Bootstrap {
-		return true
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, role := range c.effectiveLocked(s) {
-		if rules, ok := c.rulesLocked(role); ok && Allows(rules, perm) {
-			return true
-		}
-	}
-	return false
-}
-
 // Grantable reports whether s may hand role to someone else: its effective
 // roles cover it (see coveredBy).
 func (c *Cache) Grantable(s *Subject, role string) bool {
