@@ -7,11 +7,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,16 +27,40 @@ import (
 )
 
 // FreeAddr returns a 127.0.0.1:port that was free a moment ago. etcd cannot
-// listen on port 0 and advertise the result, so its ports are picked here.
+// listen on port 0 and advertise the result, so its ports are picked here —
+// below the kernel's ephemeral range (32768 and up on Linux), where every
+// outgoing connection of every test process takes its local port, and never
+// the same port twice in one process. Only another test process picking the
+// same port within the moment between this check and its use can collide.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := minPort + rand.IntN(maxPort-minPort)
+		if portsGiven[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[port] = true
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("free port: none free in [%d, %d) after 1000 tries", minPort, maxPort)
+	return ""
 }
+
+// The ports FreeAddr picks from, and those it has handed out.
+const minPort, maxPort = 12000, 32000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // ChainFireConfig is a single-node config on free ports in a temp dir.
 func ChainFireConfig(t testing.TB) chainfire.Config {
