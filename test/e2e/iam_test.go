@@ -303,7 +303,7 @@ func TestIAMEnforceMode(t *testing.T) {
 	wantCode(t, "the tokenless put", s.cf(t, admin, "GET", "/api/v1/kv/enforce-key", nil), 404, "NOT_FOUND")
 	wantCode(t, "the tokenless user create", s.iam(t, admin, "GET", "/api/v1/users/user-enforce", nil), 404, "NOT_FOUND")
 	wantCode(t, "the tokenless member add", s.cf(t, admin, "GET", "/api/v1/cluster/members", nil), 200, "")
-	if r := s.cf(t, admin, "GET", "/api/v1/cluster/members", nil); strings.Contains(string(r.env.Data), "127.0.0.1:1") {
+	if r := s.cf(t, admin, "GET", "/api/v1/cluster/members", nil); strings.Contains(string(r.env.Data), `127.0.0.1:1"`) {
 		t.Errorf("the tokenless member add happened: %s", r)
 	}
 
