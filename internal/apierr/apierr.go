@@ -28,6 +28,8 @@ const (
 	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
 	CodeRateLimited          Code = "RATE_LIMITED"
+	CodeInsufficientCredit   Code = "INSUFFICIENT_CREDIT"
+	CodeQuotaExceeded        Code = "QUOTA_EXCEEDED"
 	CodeInternal             Code = "INTERNAL"
 	CodeUnavailable          Code = "UNAVAILABLE"
 )
@@ -53,6 +55,8 @@ var table = map[Code]mapping{
 	CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	CodeRateLimited:          {http.StatusTooManyRequests, codes.ResourceExhausted},
+	CodeInsufficientCredit:   {http.StatusPaymentRequired, codes.FailedPrecondition},
+	CodeQuotaExceeded:        {http.StatusForbidden, codes.ResourceExhausted},
 	CodeInternal:             {http.StatusInternalServerError, codes.Internal},
 	CodeUnavailable:          {http.StatusServiceUnavailable, codes.Unavailable},
 }

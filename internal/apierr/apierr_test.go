@@ -28,6 +28,8 @@ func TestTable(t *testing.T) {
 		{CodePayloadTooLarge, 413, codes.ResourceExhausted},
 		{CodeUnsupportedMediaType, 415, codes.InvalidArgument},
 		{CodeRateLimited, 429, codes.ResourceExhausted},
+		{CodeInsufficientCredit, 402, codes.FailedPrecondition},
+		{CodeQuotaExceeded, 403, codes.ResourceExhausted},
 		{CodeInternal, 500, codes.Internal},
 		{CodeUnavailable, 503, codes.Unavailable},
 	}

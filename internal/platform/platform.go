@@ -14,6 +14,7 @@ import (
 	"github.com/photoncloud/photon/internal/buildinfo"
 	"github.com/photoncloud/photon/internal/lifecycle"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
 )
 
@@ -21,17 +22,19 @@ import (
 type Config struct {
 	DataDir string
 	// AuthMode is auto, loopback or enforce for every service at once.
-	AuthMode  string
-	ChainFire chainfire.Config
-	IAM       iam.Config
+	AuthMode      string
+	ChainFire     chainfire.Config
+	IAM           iam.Config
+	CreditService creditservice.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
 type Stack struct {
-	cfg       Config
-	group     lifecycle.Group
-	ChainFire *chainfire.Server
-	IAM       *iam.Server
+	cfg           Config
+	group         lifecycle.Group
+	ChainFire     *chainfire.Server
+	IAM           *iam.Server
+	CreditService *creditservice.Server
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -48,12 +51,14 @@ func New(cfg Config) (*Stack, error) {
 	cfg.ChainFire.DataDir = abs
 	cfg.ChainFire.Version = buildinfo.Version
 	cfg.IAM.Version = buildinfo.Version
+	cfg.CreditService.Version = buildinfo.Version
 	cfg.ChainFire.Defaults()
 	cfg.IAM.Defaults()
+	cfg.CreditService.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -69,9 +74,16 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iam: %w", err)
 	}
-	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im}
+	cs, err := creditservice.New(cfg.CreditService, func() creditservice.Deps {
+		return creditservice.Deps{Client: cf.Client(), Auth: cf.Auth()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creditservice: %w", err)
+	}
+	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im, CreditService: cs}
 	s.group.Add(cf)
 	s.group.Add(im)
+	s.group.Add(cs)
 	return s, nil
 }
 
@@ -94,6 +106,7 @@ func (s *Stack) Endpoints() []Endpoint {
 	return []Endpoint{
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
+		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
 )
 
@@ -136,7 +137,8 @@ func StackConfig(t testing.TB, dir string) platform.Config {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	return platform.Config{DataDir: dir, ChainFire: ChainFireConfig(t), IAM: iam.Config{HTTPAddr: FreeAddr(t)}}
+	return platform.Config{DataDir: dir, ChainFire: ChainFireConfig(t), IAM: iam.Config{HTTPAddr: FreeAddr(t)},
+		CreditService: creditservice.Config{HTTPAddr: FreeAddr(t)}}
 }
 
 // StartStack starts the whole `photon up` stack in-process on free ports in

@@ -26,7 +26,8 @@ var builtinRules = map[string][]string{
 		"*.*.*",
 		"!iam.*.*", "iam.*.get", "iam.*.list",
 		"!chainfire.*.*",
-		"!creditservice.wallets.create", "!creditservice.wallets.topup", "!creditservice.quotas.update",
+		"!creditservice.wallets.create", "!creditservice.wallets.topup", "!creditservice.wallets.update",
+		"!creditservice.quotas.update",
 	},
 	RoleViewer: {"*.*.get", "*.*.list", "!chainfire.*.*"},
 }
