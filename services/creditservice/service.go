@@ -79,6 +79,9 @@ type change struct {
 	ops    []state.Op
 	status int // the HTTP status its answer has, for idempotent replays
 	result any
+	// expiryOnly marks the sweeper's change: written only if some
+	// reservation was due.
+	expiryOnly bool
 }
 
 // maxAttempts bounds the compare-and-swap retries of one change (another
@@ -111,6 +114,9 @@ func (s *Service) apply(ctx context.Context, project string, idem *IdempotencyKe
 		ch, err := fn(&l, now)
 		if err != nil {
 			return 0, nil, err
+		}
+		if ch.expiryOnly && len(ops) == 0 {
+			return ch.status, ch.result, nil
 		}
 		settle(&ch.wallet, now)
 		walletOp, err := s.st.wallets.UpdateOp(project, ch.wallet, l.wallet.ModRevision)

@@ -76,9 +76,10 @@ func (s *Service) Sweep(ctx context.Context) error {
 	}
 	var errs []error
 	for project := range due {
-		// A no-op change: apply expires what is due on the way.
+		// A change of nothing else: apply expires what is due on the way
+		// (and writes nothing if a commit or release got there first).
 		_, _, err := s.apply(ctx, project, nil, func(l *ledger, now time.Time) (change, error) {
-			return change{wallet: l.wallet.Value}, nil
+			return change{wallet: l.wallet.Value, expiryOnly: true}, nil
 		})
 		if err != nil && apierr.CodeOf(err) != apierr.CodeNotFound {
 			errs = append(errs, err)
