@@ -54,10 +54,25 @@ func (c *Collection[T]) decode(id string, kv []byte, create, mod int64) (Item[T]
 
 // Get returns id, or NOT_FOUND.
 func (c *Collection[T]) Get(ctx context.Context, id string) (Item[T], error) {
+	return c.get(ctx, id)
+}
+
+// GetLocal is Get served by the member the client talks to, without a
+// round of the consensus (serializable): for values that never change once
+// written (an owner, an org id), where "missing" is confirmed with Get.
+func (c *Collection[T]) GetLocal(ctx context.Context, id string) (Item[T], error) {
+	it, err := c.get(ctx, id, clientv3.WithSerializable())
+	if apierr.CodeOf(err) == apierr.CodeNotFound {
+		return c.get(ctx, id)
+	}
+	return it, err
+}
+
+func (c *Collection[T]) get(ctx context.Context, id string, opts ...clientv3.OpOption) (Item[T], error) {
 	if err := ctx.Err(); err != nil {
 		return Item[T]{}, FromEtcd(err)
 	}
-	resp, err := c.cli.Get(ctx, c.Key(id))
+	resp, err := c.cli.Get(ctx, c.Key(id), opts...)
 	if err != nil {
 		return Item[T]{}, FromEtcd(err)
 	}

@@ -69,11 +69,12 @@ func (s *Service) owner(ctx context.Context, perm, id string) (string, error) {
 	if err := validID("id", id, true); err != nil {
 		return "", err
 	}
-	o, err := s.st.owners.Get(ctx, id)
+	// Who owns a reservation and which org a wallet is in never change.
+	o, err := s.st.owners.GetLocal(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	w, err := s.st.wallets.Get(ctx, o.Value.ProjectID)
+	w, err := s.st.wallets.GetLocal(ctx, o.Value.ProjectID)
 	if err != nil {
 		return "", err
 	}

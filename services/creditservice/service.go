@@ -102,7 +102,8 @@ func (s *Service) apply(ctx context.Context, project string, idem *IdempotencyKe
 				return status, data, err
 			}
 		}
-		l, err := s.st.readLedger(ctx, project)
+		// The first read is local; after a lost race, read fresh.
+		l, err := s.st.readLedger(ctx, project, attempt > 0)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -80,29 +80,41 @@ type ledger struct {
 	revision int64
 }
 
-// readLedger reads project's wallet and active index in one transaction.
-func (st *store) readLedger(ctx context.Context, project string) (ledger, error) {
+// readLedger reads project's wallet and then its active index at the same
+// revision. fresh asks for a linearizable read; otherwise the read is
+// served locally (serializable), which is safe because the write compares
+// the wallet's mod revision: a stale read only costs a retry, which apply
+// makes fresh.
+func (st *store) readLedger(ctx context.Context, project string, fresh bool) (ledger, error) {
 	if err := ctx.Err(); err != nil {
 		return ledger{}, state.FromEtcd(err)
 	}
-	resp, err := st.cli.Txn(ctx).Then(
-		clientv3.OpGet(st.wallets.Key(project)),
-		clientv3.OpGet(st.active.Key(project+"/"), clientv3.WithPrefix()),
-	).Commit()
+	var opts []clientv3.OpOption
+	if !fresh {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	wr, err := st.cli.Get(ctx, st.wallets.Key(project), opts...)
 	if err != nil {
 		return ledger{}, state.FromEtcd(err)
 	}
-	wr := resp.Responses[0].GetResponseRange()
 	if len(wr.Kvs) == 0 {
+		if !fresh {
+			// A wallet created on another member may not be here yet.
+			return st.readLedger(ctx, project, true)
+		}
 		return ledger{}, apierr.NotFound("wallet", project)
 	}
-	l := ledger{active: map[string]activeEntry{}, revision: resp.Header.Revision}
+	ar, err := st.cli.Get(ctx, st.active.Key(project+"/"), clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithRev(wr.Header.Revision))
+	if err != nil {
+		return ledger{}, state.FromEtcd(err)
+	}
+	l := ledger{active: map[string]activeEntry{}, revision: wr.Header.Revision}
 	kv := wr.Kvs[0]
 	l.wallet = state.Item[Wallet]{ID: project, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}
 	if err := json.Unmarshal(kv.Value, &l.wallet.Value); err != nil {
 		return ledger{}, apierr.Wrap(apierr.CodeInternal, err, "stored wallet %q is corrupt", project)
 	}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+	for _, kv := range ar.Kvs {
 		var e activeEntry
 		if err := json.Unmarshal(kv.Value, &e); err != nil {
 			return ledger{}, apierr.Wrap(apierr.CodeInternal, err, "stored active reservation %q is corrupt", kv.Key)
