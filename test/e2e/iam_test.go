@@ -30,6 +30,7 @@ type upStack struct {
 	cfAddr, grpcAddr, peerAddr string
 	iamListen                  string // --iam-http-addr
 	iamAddr                    string // where the test reaches IAM
+	csAddr                     string // --creditservice-http-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -46,6 +47,7 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		grpcAddr: testutil.FreeAddr(t),
 		peerAddr: testutil.FreeAddr(t),
 		iamAddr:  testutil.FreeAddr(t),
+		csAddr:   testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -76,6 +78,7 @@ func (s *upStack) start(t *testing.T) {
 		"--chainfire-grpc-addr", s.grpcAddr,
 		"--chainfire-peer-addr", s.peerAddr,
 		"--iam-http-addr", s.iamListen,
+		"--creditservice-http-addr", s.csAddr,
 	}, s.flags...)
 	cmd := exec.Command(testutil.PhotonBinary(t), args...)
 	cmd.Env = cleanEnv()
