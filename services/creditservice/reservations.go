@@ -39,6 +39,10 @@ func (s *Service) Reserve(ctx context.Context, req ReserveRequest, idem *Idempot
 		case w.Status == WalletSuspended, !covers(w, req.Amount):
 			w.Available = w.Balance - w.Reserved
 			return change{}, insufficient(w, req.Amount)
+		case len(l.active) >= maxActive:
+			return change{}, &apierr.Error{Code: apierr.CodeFailedPrecondition,
+				Message: "the wallet has " + itoa(maxActive) + " active reservations, the most it may; commit or release some",
+				Details: map[string]any{"active_reservations": len(l.active)}}
 		}
 		r := Reservation{ID: ids.New("rsv"), ProjectID: w.ProjectID, OrgID: w.OrgID, Amount: req.Amount, Status: ReservationActive,
 			Description: req.Description, ResourceType: req.ResourceType, ResourceID: req.ResourceID,
@@ -52,11 +56,8 @@ func (s *Service) Reserve(ctx context.Context, req ReserveRequest, idem *Idempot
 		if err != nil {
 			return change{}, err
 		}
-		act, err := s.st.active.CreateOp(w.ProjectID+"/"+r.ID, activeEntry{Amount: r.Amount, ExpiresAt: r.ExpiresAt})
-		if err != nil {
-			return change{}, err
-		}
-		return change{wallet: w, ops: []state.Op{rec, owner, act}, status: http.StatusCreated, result: r}, nil
+		l.active[r.ID] = activeEntry{Amount: r.Amount, ExpiresAt: r.ExpiresAt}
+		return change{wallet: w, ops: []state.Op{rec, owner}, status: http.StatusCreated, result: r}, nil
 	})
 }
 
@@ -78,7 +79,7 @@ func (s *Service) owner(ctx context.Context, perm, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := auth.RequireOn(ctx, perm, target(w.Value), "reservation", id); err != nil {
+	if err := auth.RequireOn(ctx, perm, target(w.Value.Wallet), "reservation", id); err != nil {
 		return "", err
 	}
 	return o.Value.ProjectID, nil
@@ -179,7 +180,7 @@ func (s *Service) Commit(ctx context.Context, id string, req CommitRequest, idem
 		if req.ResourceID != "" {
 			r.ResourceID = req.ResourceID
 		}
-		end, err := s.end(r)
+		end, err := s.end(l, r)
 		if err != nil {
 			return change{}, err
 		}
@@ -206,7 +207,7 @@ func (s *Service) Release(ctx context.Context, id string, req ReleaseRequest, id
 		w := l.wallet.Value
 		w.Reserved -= r.Amount
 		r.Status, r.Reason, r.EndedAt = ReservationReleased, req.Reason, &now
-		end, err := s.end(r)
+		end, err := s.end(l, r)
 		if err != nil {
 			return change{}, err
 		}
@@ -235,13 +236,14 @@ func (s *Service) activeReservation(ctx context.Context, l *ledger, id string) (
 	return r, nil
 }
 
-// end writes r's final state and drops it from the active index.
-func (s *Service) end(r Reservation) ([]state.Op, error) {
+// end writes r's final state and drops it from the wallet's active ones.
+func (s *Service) end(l *ledger, r Reservation) ([]state.Op, error) {
 	put, err := s.st.reservations.PutOp(r.ProjectID+"/"+r.ID, r, 0)
 	if err != nil {
 		return nil, err
 	}
-	return []state.Op{put, s.st.active.DeleteAnyOp(r.ProjectID + "/" + r.ID)}, nil
+	delete(l.active, r.ID)
+	return []state.Op{put}, nil
 }
 
 func firstNonEmpty(a, b string) string {

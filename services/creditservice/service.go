@@ -120,7 +120,7 @@ func (s *Service) apply(ctx context.Context, project string, idem *IdempotencyKe
 			return ch.status, ch.result, nil
 		}
 		settle(&ch.wallet, now)
-		walletOp, err := s.st.wallets.UpdateOp(project, ch.wallet, l.wallet.ModRevision)
+		walletOp, err := s.st.wallets.UpdateOp(project, walletRecord{Wallet: ch.wallet, Active: l.active}, l.wallet.ModRevision)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -181,7 +181,7 @@ func (s *Service) expire(ctx context.Context, l *ledger, now time.Time) ([]state
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, op, s.st.active.DeleteAnyOp(project+"/"+id))
+		ops = append(ops, op)
 		l.wallet.Value.Reserved -= e.Amount
 		delete(l.active, id)
 	}

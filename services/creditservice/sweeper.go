@@ -3,10 +3,8 @@ package creditservice
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/photoncloud/photon/internal/apierr"
@@ -61,18 +59,24 @@ func (s *Service) leadSweeps(ctx context.Context) error {
 // to available) and forgets idempotency keys older than IdempotencyTTL.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now().UTC()
-	resp, err := s.st.cli.Get(ctx, activePrefix, clientv3.WithPrefix())
-	if err != nil {
-		return err
-	}
 	due := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		e, err := decodeActive(kv.Value)
-		if err != nil || e.ExpiresAt.After(now) {
-			continue
+	token := ""
+	for {
+		page, err := s.st.wallets.List(ctx, "", 500, token)
+		if err != nil {
+			return err
 		}
-		project, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), activePrefix), "/")
-		due[project] = true
+		for _, it := range page.Items {
+			for _, e := range it.Value.Active {
+				if !e.ExpiresAt.After(now) {
+					due[it.ID] = true
+					break
+				}
+			}
+		}
+		if token = page.NextPageToken; token == "" {
+			break
+		}
 	}
 	var errs []error
 	for project := range due {

@@ -121,7 +121,7 @@ func (s *Service) CreateWallet(ctx context.Context, req CreateWalletRequest, ide
 			ops = append(ops, op)
 		}
 		settle(&w, now)
-		create, err := s.st.wallets.CreateOp(w.ProjectID, w)
+		create, err := s.st.wallets.CreateOp(w.ProjectID, walletRecord{Wallet: w})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -181,7 +181,7 @@ func (s *Service) authorizeOn(ctx context.Context, perm, project string) error {
 	if err != nil {
 		return err
 	}
-	return auth.RequireOn(ctx, perm, target(it.Value), "wallet", project)
+	return auth.RequireOn(ctx, perm, target(it.Value.Wallet), "wallet", project)
 }
 
 // UpdateWallet changes a wallet's status or credit limit (admin only).
