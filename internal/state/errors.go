@@ -27,8 +27,9 @@ func FromEtcd(err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrGRPCNoLeader),
+	case errors.Is(err, context.DeadlineExceeded):
+		return apierr.Wrap(apierr.CodeUnavailable, err, "the request timed out (the store is busy, or has lost its quorum); retry")
+	case errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrGRPCNoLeader),
 		errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrGRPCTimeout),
 		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail), errors.Is(err, rpctypes.ErrGRPCTimeoutDueToLeaderFail),
 		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost), errors.Is(err, rpctypes.ErrGRPCTimeoutDueToConnectionLost),

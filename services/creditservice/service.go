@@ -39,37 +39,43 @@ const MaxAmount int64 = 1_000_000_000_000_000
 
 // projectLocks serializes one replica's changes to a project, so that its
 // concurrent requests queue instead of losing compare-and-swap races
-// (which still guard against other replicas).
+// (which still guard against other replicas). A request that waits past
+// its deadline gives up.
 type projectLocks struct {
 	mu    sync.Mutex
 	locks map[string]*projectLock
 }
 
 type projectLock struct {
-	mu   sync.Mutex
+	held chan struct{} // a token: holding the lock is having sent one
 	refs int
 }
 
-func (p *projectLocks) lock(project string) func() {
+func (p *projectLocks) lock(ctx context.Context, project string) (func(), error) {
 	p.mu.Lock()
 	if p.locks == nil {
 		p.locks = map[string]*projectLock{}
 	}
 	l := p.locks[project]
 	if l == nil {
-		l = &projectLock{}
+		l = &projectLock{held: make(chan struct{}, 1)}
 		p.locks[project] = l
 	}
 	l.refs++
 	p.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	release := func() {
 		p.mu.Lock()
 		if l.refs--; l.refs == 0 {
 			delete(p.locks, project)
 		}
 		p.mu.Unlock()
+	}
+	select {
+	case l.held <- struct{}{}:
+		return func() { <-l.held; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, apierr.Wrap(apierr.CodeUnavailable, ctx.Err(), "timed out waiting for other changes to wallet %s; retry", project)
 	}
 }
 
@@ -94,7 +100,10 @@ const maxAttempts = 50
 // is unchanged — retrying from the read if another writer won. With an
 // Idempotency-Key, a change already made answers as it did then.
 func (s *Service) apply(ctx context.Context, project string, idem *IdempotencyKey, fn func(l *ledger, now time.Time) (change, error)) (int, any, error) {
-	unlock := s.locks.lock(project)
+	unlock, err := s.locks.lock(ctx, project)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer unlock()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if idem != nil {

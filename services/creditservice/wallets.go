@@ -101,7 +101,10 @@ func (s *Service) CreateWallet(ctx context.Context, req CreateWalletRequest, ide
 	if err := auth.Require(ctx, permWalletsCreate, policy.Target{OrgID: req.OrgID, ProjectID: req.ProjectID}); err != nil {
 		return 0, nil, err
 	}
-	unlock := s.locks.lock(req.ProjectID)
+	unlock, err := s.locks.lock(ctx, req.ProjectID)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer unlock()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if idem != nil {
