@@ -32,11 +32,13 @@ e2e:
 	$(GO) test -count=1 -timeout 20m ./test/e2e/...
 
 ## bench: ChainFire against stock etcd; IAM token checks against raw ed25519
-## and authenticated against loopback-trust HTTP (results: bench/RESULTS.md)
+## and authenticated against loopback-trust HTTP; CreditService reserve+commit
+## against a PostgreSQL ledger (results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
 	$(GO) run ./bench/iam
+	$(GO) run ./bench/creditservice
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)
@@ -50,6 +52,9 @@ fuzz:
 	done
 	for f in FuzzIssueToken FuzzLogin FuzzVerify FuzzCreateUser FuzzCreateRole FuzzCreateBinding; do \
 	  $(GO) test ./services/iam -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
+	done
+	for f in FuzzReserve FuzzCommit FuzzTopUp FuzzCreateWallet FuzzQuotaUsage; do \
+	  $(GO) test ./services/creditservice -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
 
 clean:

@@ -12,6 +12,7 @@ declare -A need=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against
+  need[pg_ctlcluster]=postgresql # the PostgreSQL ledger CreditService is benchmarked against
 fi
 
 missing=()
