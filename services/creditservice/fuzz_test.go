@@ -24,7 +24,7 @@ import (
 // is an error changes nothing under /photon/creditservice/ (a failed change
 // leaves no idempotency record either); a success moves exactly what was
 // asked; and after every input each project's ledger holds: balance = the
-// sum of its transactions, reserved = the sum of its active index,
+// sum of its transactions, reserved = the sum of its active reservations,
 // available = balance − reserved ≥ −credit_limit.
 //
 // The sweeper is kept idle (an hour's interval) so that nothing but the
@@ -215,8 +215,8 @@ func (e *fuzzEnv) unchanged(t testing.TB, what string, before fuzzState, a testu
 	}
 }
 
-// ledger reads project's stored wallet, transactions and active index
-// straight from ChainFire and checks the invariants. It returns the wallet
+// ledger reads project's stored wallet (with its active reservations) and
+// transactions straight from ChainFire and checks the invariants. It returns the wallet
 // (ok false when there is none).
 func (e *fuzzEnv) ledger(t testing.TB, what, project string) (creditservice.Wallet, bool) {
 	t.Helper()
@@ -234,10 +234,15 @@ func (e *fuzzEnv) ledger(t testing.TB, what, project string) (creditservice.Wall
 	if len(wkv) == 0 {
 		return creditservice.Wallet{}, false
 	}
-	var w creditservice.Wallet
-	if err := json.Unmarshal(wkv[0].Value, &w); err != nil {
+	// The stored record is the wallet with its active reservations.
+	var rec struct {
+		creditservice.Wallet
+		Active map[string]struct{ Amount int64 } `json:"active"`
+	}
+	if err := json.Unmarshal(wkv[0].Value, &rec); err != nil {
 		t.Fatalf("%s: stored wallet %s: %v", what, project, err)
 	}
+	w := rec.Wallet
 	var sum, n int64
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		var tx creditservice.Transaction
@@ -248,15 +253,9 @@ func (e *fuzzEnv) ledger(t testing.TB, what, project string) (creditservice.Wall
 		n++
 	}
 	var reserved int64
-	var record struct {
-		Active map[string]struct{ Amount int64 } `json:"active"`
-	}
-	if err := json.Unmarshal(wkv[0].Value, &record); err != nil {
-		t.Fatalf("%s: stored wallet %s: %v", what, project, err)
-	}
-	for id, a := range record.Active {
+	for id, a := range rec.Active {
 		if a.Amount <= 0 {
-			t.Fatalf("%s: active reservation %s of %s has amount %d", what, id, project, a.Amount)
+			t.Fatalf("%s: %s's active reservation %s holds %d", what, project, id, a.Amount)
 		}
 		reserved += a.Amount
 	}
@@ -264,7 +263,7 @@ func (e *fuzzEnv) ledger(t testing.TB, what, project string) (creditservice.Wall
 	case w.Balance != sum || w.TransactionCount != n:
 		t.Fatalf("%s: %s's balance %d over %d transactions, but they sum to %d over %d", what, project, w.Balance, w.TransactionCount, sum, n)
 	case w.Reserved != reserved:
-		t.Fatalf("%s: %s reserves %d, but its active index sums to %d", what, project, w.Reserved, reserved)
+		t.Fatalf("%s: %s reserves %d, but its active reservations sum to %d", what, project, w.Reserved, reserved)
 	case w.Available != w.Balance-w.Reserved:
 		t.Fatalf("%s: %s's available %d is not balance %d − reserved %d", what, project, w.Available, w.Balance, w.Reserved)
 	case w.Available < -w.CreditLimit:

@@ -201,6 +201,10 @@ func (s *Service) AddUsage(ctx context.Context, project string, req QuotaRequest
 			usage[k] = v
 		}
 		for name, n := range req.Resources {
+			if usage[name]+n > MaxAmount {
+				return Quota{}, &apierr.Error{Code: apierr.CodeValidation, Message: "usage of " + name + " would exceed 10^15",
+					Details: map[string]any{"field": "resources." + name, "constraint": string(apierr.Range), "usage": q.Usage[name]}}
+			}
 			usage[name] += n
 			if usage[name] < 0 {
 				return Quota{}, &apierr.Error{Code: apierr.CodeValidation, Message: "usage of " + name + " cannot go below zero",

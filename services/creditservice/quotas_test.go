@@ -115,3 +115,17 @@ func TestQuotas(t *testing.T) {
 		t.Fatalf("quota %+v", got)
 	}
 }
+
+// TestQuotaUsageBound: usage of an unlimited resource stops at 10^15 with a
+// validation error, rather than wrapping around int64.
+func TestQuotaUsageBound(t *testing.T) {
+	e := startCS(t, nil)
+	path := "/api/v1/quotas/proj-big/usage"
+	ok[creditservice.Quota](t, e.do(t, req{method: "POST", path: path, body: `{"resources":{"storage_bytes":1000000000000000}}`}), http.StatusOK)
+	e.unchanged(t, "usage past 10^15", func() {
+		d := fails(t, e.do(t, req{method: "POST", path: path, body: `{"resources":{"storage_bytes":1}}`}), apierr.CodeValidation)
+		if d["field"] != "resources.storage_bytes" {
+			t.Fatalf("details %v", d)
+		}
+	})
+}

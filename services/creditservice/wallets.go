@@ -212,6 +212,13 @@ func (s *Service) UpdateWallet(ctx context.Context, project string, req UpdateWa
 			return change{}, apierr.New(apierr.CodeFailedPrecondition, "wallet %s is closed", project)
 		}
 		if req.CreditLimit != nil {
+			// A lower limit may not leave what is already spent or
+			// reserved beyond it.
+			if w.Balance-w.Reserved < -*req.CreditLimit {
+				return change{}, &apierr.Error{Code: apierr.CodeFailedPrecondition,
+					Message: "the wallet already uses more credit than that limit; top up or release first",
+					Details: map[string]any{"available": w.Balance - w.Reserved, "credit_limit": *req.CreditLimit}}
+			}
 			w.CreditLimit = *req.CreditLimit
 		}
 		if req.Status != nil {

@@ -254,6 +254,9 @@ func TestWallets(t *testing.T) {
 		}
 		r := ok[creditservice.Reservation](t, e.do(t, req{method: "POST", path: "/api/v1/reservations", body: `{"project_id":"` + p + `","amount":140}`}), http.StatusCreated)
 		wantMoney(t, e.wallet(t, p), 100, 140) // available −40, within −50
+		e.unchanged(t, "a credit limit below what is already used", func() {
+			fails(t, e.do(t, req{method: "PATCH", path: "/api/v1/wallets/" + p, body: `{"credit_limit":39}`}), apierr.CodeFailedPrecondition)
+		})
 		e.unchanged(t, "past the credit limit", func() {
 			d := fails(t, e.do(t, req{method: "POST", path: "/api/v1/wallets/" + p + "/charge", body: `{"amount":11}`}), apierr.CodeInsufficientCredit)
 			if d["available"] != float64(-40) || d["credit_limit"] != float64(50) || d["requested"] != float64(11) {
