@@ -26,8 +26,10 @@ type Server struct {
 	svc  *Service
 	http *rest.Server
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // New returns a server; deps is called at Start, once ChainFire can
@@ -61,14 +63,17 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops serving and sweeping.
+// Stop stops serving and sweeping (resigning the sweeper's seat). A second
+// call does nothing.
 func (s *Server) Stop(ctx context.Context) error {
-	err := s.http.Stop(ctx)
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	return err
+	s.stopOnce.Do(func() {
+		s.stopErr = s.http.Stop(ctx)
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+	})
+	return s.stopErr
 }
 
 // HTTPAddr is where REST listens.
