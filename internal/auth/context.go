@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/auth/policy"
+	"github.com/photoncloud/photon/internal/rest"
 )
 
 type callerKey struct{}
@@ -105,4 +107,15 @@ func forbidden(s *policy.Subject, perm string) error {
 	return &apierr.Error{Code: apierr.CodeForbidden,
 		Message: "the caller may not " + perm + " here",
 		Details: map[string]any{"permission": perm, "scope_id": s.Scope}}
+}
+
+// Authenticated refuses an anonymous caller (401) before h runs, so that
+// without a token nothing — not even whether an id exists — can be learnt.
+func Authenticated(h rest.Handler) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if _, err := Caller(r.Context()); err != nil {
+			return nil, err
+		}
+		return h(r)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"time"
+
+	"github.com/photoncloud/photon/internal/apierr"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz" // Crockford, lower case
@@ -50,4 +52,27 @@ func Valid(kind, id string) bool {
 		}
 	}
 	return true
+}
+
+// MaxLen bounds a caller-chosen id (a DNS label's length).
+const MaxLen = 63
+
+// Check validates an id a caller chose or names (a project, an org, a
+// principal, a resource): 1–MaxLen lower-case letters, digits, '-', '_',
+// '.' or ':', starting with a letter or digit — safe in keys and URLs, the
+// same rule in every service. field names it in the VALIDATION_ERROR.
+func Check(field, id string) error {
+	if id == "" {
+		return apierr.Validation(field, apierr.Required, "%s is required", field)
+	}
+	if len(id) > MaxLen {
+		return apierr.Validation(field, apierr.MaxLength, "%s must be at most %d characters", field, MaxLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_' || c == '.' || c == ':')) {
+			return apierr.Validation(field, apierr.Format, "%s %q must be lower-case letters, digits, '-', '_', '.' or ':', starting with a letter or digit", field, id)
+		}
+	}
+	return nil
 }

@@ -82,15 +82,7 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	rt.SetAuthn(authn)
 	rt.MountHealth("", "creditservice", svc.cfg.Version, map[string]rest.Check{"store": svc.Healthy})
 	for _, r := range h.routes() {
-		serve := r.serve
-		rt.Handle(r.pattern, func(req *http.Request) (any, error) {
-			// Refuse an anonymous caller before anything is read, so that
-			// without a token not even an id's existence can be learnt.
-			if _, err := auth.Caller(req.Context()); err != nil {
-				return nil, err
-			}
-			return serve(req)
-		})
+		rt.Handle(r.pattern, auth.Authenticated(r.serve))
 	}
 	return rt
 }

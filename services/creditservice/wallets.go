@@ -9,6 +9,7 @@ import (
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/auth/policy"
+	"github.com/photoncloud/photon/internal/ids"
 	"github.com/photoncloud/photon/internal/state"
 )
 
@@ -33,30 +34,15 @@ const (
 	permQuotasCheck         = "creditservice.quotas.check"
 )
 
-const (
-	maxIDLen   = 63
-	maxTextLen = 1024
-)
+const maxTextLen = 1024
 
-// validID checks a project, org or resource id: lower-case letters, digits
-// and -_.: (as IAM's ids), so it is safe in keys and URLs.
+// validID checks a project, org or resource id by the rule every service
+// shares (ids.Check); an optional one may be empty.
 func validID(field, id string, required bool) error {
-	if id == "" {
-		if required {
-			return apierr.Validation(field, apierr.Required, "%s is required", field)
-		}
+	if id == "" && !required {
 		return nil
 	}
-	if len(id) > maxIDLen {
-		return apierr.Validation(field, apierr.MaxLength, "%s must be at most %d characters", field, maxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_' || c == '.' || c == ':')) {
-			return apierr.Validation(field, apierr.Format, "%s %q must be lower-case letters, digits, '-', '_', '.' or ':', starting with a letter or digit", field, id)
-		}
-	}
-	return nil
+	return ids.Check(field, id)
 }
 
 func validText(field, s string) error {

@@ -99,7 +99,7 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	for _, r := range h.routes() {
 		serve := r.serve
 		if !public(r.pattern) {
-			serve = authenticated(serve)
+			serve = auth.Authenticated(serve)
 		}
 		rt.Handle(r.pattern, serve)
 	}
@@ -123,16 +123,6 @@ func public(pattern string) bool {
 		return true
 	}
 	return false
-}
-
-// authenticated refuses an anonymous caller before serve runs.
-func authenticated(serve rest.Handler) rest.Handler {
-	return func(r *http.Request) (any, error) {
-		if _, err := auth.Caller(r.Context()); err != nil {
-			return nil, err
-		}
-		return serve(r)
-	}
 }
 
 func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {

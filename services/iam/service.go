@@ -125,29 +125,12 @@ func (s *Service) scopeTarget(scope string) policy.Target {
 // --- validation -----------------------------------------------------------
 
 const (
-	maxIDLen   = 63
 	maxNameLen = 128
 	maxDescLen = 1024
 )
 
-// validID checks a caller-chosen id: lower-case letters, digits, '-', '_',
-// '.', ':' — safe in keys and URLs — starting with a letter or digit.
-func validID(field, id string) error {
-	if id == "" {
-		return apierr.Validation(field, apierr.Required, "%s is required", field)
-	}
-	if len(id) > maxIDLen {
-		return apierr.Validation(field, apierr.MaxLength, "%s must be at most %d characters", field, maxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_' || c == '.' || c == ':')
-		if !ok {
-			return apierr.Validation(field, apierr.Format, "%s %q must be lower-case letters, digits, '-', '_', '.' or ':', starting with a letter or digit", field, id)
-		}
-	}
-	return nil
-}
+// validID checks a caller-chosen id by the rule every service shares.
+func validID(field, id string) error { return ids.Check(field, id) }
 
 // validNewID is validID for a new org or project, which may not take the
 // name of the system scope.
