@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"maps"
@@ -146,4 +147,54 @@ func ExactKeys(t testing.TB, what string, raw json.RawMessage, keys ...string) m
 		}
 	}
 	return m
+}
+
+// StrictData decodes an answer's data into v, failing the test on any field
+// v lacks: an answer may not carry more than its type says.
+func StrictData(t testing.TB, what string, data json.RawMessage, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: data %s: %v", what, data, err)
+	}
+}
+
+// DecodesStrictly reports whether internal/rest.Decode takes body into v:
+// an all-blank body leaves v as it is; otherwise one JSON value, no field v
+// lacks, no wrong type, nothing after it. Fuzz tests predict from it which
+// bodies a handler must refuse.
+func DecodesStrictly(body []byte, v any) bool {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(v) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+// RequestOf is body decoded as a service decodes a T (see
+// DecodesStrictly), and whether it decodes; when it does not, the answer a
+// must refuse it: PAYLOAD_TOO_LARGE past maxBody, else INVALID_JSON or
+// VALIDATION_ERROR. Fuzz targets call it before judging an answer further.
+func RequestOf[T any](t testing.TB, what string, body []byte, maxBody int, a Answer) (T, bool) {
+	t.Helper()
+	var req T
+	switch {
+	case len(body) > maxBody:
+		if !a.Is(apierr.CodePayloadTooLarge) {
+			t.Fatalf("%s: a %d-byte body answered %s, want PAYLOAD_TOO_LARGE", what, len(body), a)
+		}
+		return req, false
+	case !DecodesStrictly(body, &req):
+		if !a.Is(apierr.CodeInvalidJSON) && !a.Is(apierr.CodeValidation) {
+			t.Fatalf("%s: a body that does not decode answered %s, want INVALID_JSON or VALIDATION_ERROR", what, a)
+		}
+		return req, false
+	}
+	return req, true
 }

@@ -122,51 +122,11 @@ func (e *fuzzEnv) must(t testing.TB, method, path string, v any, want int) json.
 	return a.Data
 }
 
-// fuzzData decodes an answer's data into v, refusing fields v lacks.
-func fuzzData(t testing.TB, what string, data json.RawMessage, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: data %s: %v", what, data, err)
-	}
-}
-
-// fuzzDecodes reports whether strict decoding (internal/rest.Decode) takes
-// body into v: an all-blank body leaves v as it is; otherwise one JSON
-// value, no unknown field, no wrong type, nothing after it.
-func fuzzDecodes(body []byte, v any) bool {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return true
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if dec.Decode(v) != nil {
-		return false
-	}
-	_, err := dec.Token()
-	return err == io.EOF
-}
-
 // fuzzRequest is body decoded as the service decodes a T, and whether it
-// can; when it cannot, the answer must refuse it: 413 past the limit, else
-// INVALID_JSON or VALIDATION_ERROR.
+// can (testutil.RequestOf has checked that the answer refuses it when not).
 func fuzzRequest[T any](t testing.TB, what string, body []byte, a testutil.Answer) (T, bool) {
 	t.Helper()
-	var req T
-	switch {
-	case len(body) > fuzzMaxBody:
-		if !a.Is(apierr.CodePayloadTooLarge) {
-			t.Fatalf("%s: a %d-byte body answered %s, want PAYLOAD_TOO_LARGE", what, len(body), a)
-		}
-		return req, false
-	case !fuzzDecodes(body, &req):
-		if !a.Is(apierr.CodeInvalidJSON) && !a.Is(apierr.CodeValidation) {
-			t.Fatalf("%s: a body that does not decode answered %s, want INVALID_JSON or VALIDATION_ERROR", what, a)
-		}
-		return req, false
-	}
-	return req, true
+	return testutil.RequestOf[T](t, what, body, fuzzMaxBody, a)
 }
 
 // fuzzValidID is the service's rule for ids: 1–63 of a-z 0-9 - _ . :,
@@ -382,7 +342,7 @@ func FuzzReserve(f *testing.F) {
 			t.Fatalf("%s: success status %d, want 201", what, a.Status)
 		}
 		var r creditservice.Reservation
-		fuzzData(t, what, a.Data, &r)
+		testutil.StrictData(t, what, a.Data, &r)
 		d := time.Duration(ttl) * time.Second
 		if r.ProjectID != req.ProjectID || r.OrgID != w0.OrgID || r.Amount != req.Amount || r.Status != creditservice.ReservationActive ||
 			r.Description != req.Description || r.ResourceType != req.ResourceType || r.ResourceID != req.ResourceID ||
@@ -403,7 +363,7 @@ func FuzzReserve(f *testing.F) {
 			t.Fatalf("%s: releasing %s answered %s", what, r.ID, rel)
 		}
 		var got creditservice.Reservation
-		fuzzData(t, what+": release", rel.Data, &got)
+		testutil.StrictData(t, what+": release", rel.Data, &got)
 		if got.Status != creditservice.ReservationReleased || got.Reason != "fuzz" {
 			t.Fatalf("%s: released %s", what, rel)
 		}
@@ -434,7 +394,7 @@ func FuzzCommit(f *testing.F) {
 		defer e.invariants(t, what)
 		e.refill(t)
 		var r creditservice.Reservation
-		fuzzData(t, "reserve", e.must(t, "POST", "/reservations", map[string]any{"project_id": fuzzProject, "amount": reserved}, http.StatusCreated), &r)
+		testutil.StrictData(t, "reserve", e.must(t, "POST", "/reservations", map[string]any{"project_id": fuzzProject, "amount": reserved}, http.StatusCreated), &r)
 		w0, _ := e.ledger(t, what, fuzzProject)
 		before := e.state(t)
 		a := e.do(t, "POST", "/reservations/"+r.ID+"/commit", body, "")
@@ -461,7 +421,7 @@ func FuzzCommit(f *testing.F) {
 			t.Fatalf("%s: a valid commit answered %s, want 200", what, a)
 		}
 		var c creditservice.CommitResult
-		fuzzData(t, what, a.Data, &c)
+		testutil.StrictData(t, what, a.Data, &c)
 		w1, _ := e.ledger(t, what, fuzzProject)
 		if c.Reservation.Status != creditservice.ReservationCommitted || c.Reservation.ActualAmount == nil || *c.Reservation.ActualAmount != actual ||
 			w1.Balance != w0.Balance-actual || w1.Reserved != w0.Reserved-reserved || (c.Transaction != nil) != (actual > 0) ||
@@ -555,7 +515,7 @@ func FuzzTopUp(f *testing.F) {
 			t.Fatalf("%s: a valid top-up answered %s, want 200", what, a)
 		}
 		var m creditservice.MoneyMove
-		fuzzData(t, what, a.Data, &m)
+		testutil.StrictData(t, what, a.Data, &m)
 		w1, _ := e.ledger(t, what, fuzzProject)
 		if w1.Balance != w0.Balance+req.Amount || w1.Reserved != w0.Reserved || m.Wallet.Balance != w1.Balance ||
 			m.Transaction.Amount != req.Amount || m.Transaction.Type != creditservice.TxnDeposit || m.Transaction.Description != req.Description ||
@@ -632,7 +592,7 @@ func FuzzCreateWallet(f *testing.F) {
 		}
 		taken[req.ProjectID] = true
 		var w creditservice.Wallet
-		fuzzData(t, what, a.Data, &w)
+		testutil.StrictData(t, what, a.Data, &w)
 		stored, _ := e.ledger(t, what, req.ProjectID)
 		var n int64
 		if req.InitialBalance > 0 {
@@ -674,7 +634,7 @@ func FuzzQuotaUsage(f *testing.F) {
 	quota := func(t *testing.T, what string) creditservice.Quota {
 		t.Helper()
 		var q creditservice.Quota
-		fuzzData(t, what, e.must(t, "GET", "/quotas/"+fuzzProject, nil, http.StatusOK), &q)
+		testutil.StrictData(t, what, e.must(t, "GET", "/quotas/"+fuzzProject, nil, http.StatusOK), &q)
 		for r, n := range q.Usage {
 			if n <= 0 || (limits[r] > 0 && n > limits[r]) {
 				t.Fatalf("%s: usage of %s is %d (limit %d)", what, r, n, limits[r])
@@ -729,7 +689,7 @@ func FuzzQuotaUsage(f *testing.F) {
 			t.Fatalf("%s: a request that fits answered %s, want 200", what, a)
 		}
 		var q creditservice.Quota
-		fuzzData(t, what, a.Data, &q)
+		testutil.StrictData(t, what, a.Data, &q)
 		want := map[string]int64{}
 		for r, n := range q0.Usage {
 			want[r] = n

@@ -98,7 +98,7 @@ func fuzzStack(f *testing.F) *fuzzEnv {
 	e.must(f, "POST", "/bindings", map[string]any{"principal_id": fuzzAlice, "role": policy.RoleMember, "scope_id": fuzzProject}, http.StatusCreated)
 	e.must(f, "POST", "/bindings", map[string]any{"principal_id": fuzzRobot, "role": policy.RoleViewer, "scope_id": fuzzOrg}, http.StatusCreated)
 	var c iam.Credential
-	fuzzData(f, "the fixture's credential", e.must(f, "POST", "/credentials", map[string]any{"principal_id": fuzzAlice, "project_id": fuzzProject}, http.StatusCreated), &c)
+	testutil.StrictData(f, "the fixture's credential", e.must(f, "POST", "/credentials", map[string]any{"principal_id": fuzzAlice, "project_id": fuzzProject}, http.StatusCreated), &c)
 	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 		f.Fatalf("credential without a key or secret: %+v", c)
 	}
@@ -168,7 +168,7 @@ func (e *fuzzEnv) verify(t testing.TB, what, tok string) iam.Verification {
 		t.Fatalf("%s: verifying the token answered %s", what, a)
 	}
 	var v iam.Verification
-	fuzzData(t, what+": verification", a.Data, &v)
+	testutil.StrictData(t, what+": verification", a.Data, &v)
 	return v
 }
 
@@ -190,58 +190,11 @@ func fuzzCheck(t testing.TB, what string, resp *http.Response) testutil.Answer {
 	return a
 }
 
-// fuzzData decodes an answer's data into v, refusing fields v lacks.
-func fuzzData(t testing.TB, what string, data json.RawMessage, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: data %s: %v", what, data, err)
-	}
-}
-
-// fuzzDecodes reports whether IAM's strict decoding (internal/rest.Decode)
-// takes body into v: an all-blank body leaves v as it is; otherwise one
-// JSON value, no field v lacks, no wrong type, nothing after it.
-func fuzzDecodes(body []byte, v any) bool {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return true
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if dec.Decode(v) != nil {
-		return false
-	}
-	_, err := dec.Token()
-	return err == io.EOF
-}
-
-// fuzzUndecodable checks the answer to a body that does not decode into v
-// (a fresh request value): 413 past the body limit, else 400 with
-// INVALID_JSON or VALIDATION_ERROR. It reports whether body was such a body.
-func fuzzUndecodable(t testing.TB, what string, body []byte, v any, a testutil.Answer) bool {
-	t.Helper()
-	switch {
-	case len(body) > fuzzMaxBody:
-		if !a.Is(apierr.CodePayloadTooLarge) {
-			t.Fatalf("%s: a %d-byte body answered %s, want PAYLOAD_TOO_LARGE", what, len(body), a)
-		}
-		return true
-	case !fuzzDecodes(body, v):
-		if !a.Is(apierr.CodeInvalidJSON) && !a.Is(apierr.CodeValidation) {
-			t.Fatalf("%s: a body IAM cannot decode answered %s, want INVALID_JSON or VALIDATION_ERROR", what, a)
-		}
-		return true
-	}
-	return false
-}
-
-// fuzzRequest is body decoded as IAM decodes a T, and whether IAM can:
-// when it cannot, fuzzUndecodable has checked the answer a refuses it.
+// fuzzRequest is body decoded as IAM decodes a T, and whether IAM can
+// (testutil.RequestOf has checked that the answer refuses it when not).
 func fuzzRequest[T any](t testing.TB, what string, body []byte, a testutil.Answer) (T, bool) {
 	t.Helper()
-	var req T
-	return req, !fuzzUndecodable(t, what, body, &req, a)
+	return testutil.RequestOf[T](t, what, body, fuzzMaxBody, a)
 }
 
 // fuzzTTL is the token lifetime a request asks for: ttl, else IAM's default.
@@ -336,7 +289,7 @@ func (e *fuzzEnv) unchanged(t testing.TB, what string, before fuzzIAMState, a te
 func fuzzCheckToken(t *testing.T, e *fuzzEnv, what string, data json.RawMessage, want iam.IssuedToken, wantType string, ttl int64, t0, t1 time.Time) iam.Verification {
 	t.Helper()
 	var got iam.IssuedToken
-	fuzzData(t, what, data, &got)
+	testutil.StrictData(t, what, data, &got)
 	if got.Token == "" || got.TokenID == "" || got.PrincipalID != want.PrincipalID || got.ScopeID != want.ScopeID ||
 		!slices.Equal(got.Roles, want.Roles) || got.IssuedBy != want.IssuedBy {
 		t.Fatalf("%s: issued %s, want principal %q scope %q roles %q issued by %q", what, data, want.PrincipalID, want.ScopeID, want.Roles, want.IssuedBy)
@@ -508,7 +461,7 @@ func FuzzIssueToken(f *testing.F) {
 func fuzzTokenOf(t testing.TB, data json.RawMessage) string {
 	t.Helper()
 	var it iam.IssuedToken
-	fuzzData(t, "issued token", data, &it)
+	testutil.StrictData(t, "issued token", data, &it)
 	return it.Token
 }
 
@@ -756,7 +709,7 @@ func FuzzCreateUser(f *testing.F) {
 			t.Fatalf("%s: 201 for a %s with a %d-byte password", what, wantType, len(req.Password))
 		}
 		var u iam.Principal
-		fuzzData(t, what, a.Data, &u)
+		testutil.StrictData(t, what, a.Data, &u)
 		if (req.ID != "" && u.ID != req.ID) || !fuzzValidID(u.ID) || u.Name != req.Name || u.Email != req.Email || u.Type != wantType ||
 			u.CreatedAt.IsZero() || !u.UpdatedAt.Equal(u.CreatedAt) {
 			t.Fatalf("%s: created %s for %q", what, a.Data, body)
@@ -854,7 +807,7 @@ func FuzzCreateBinding(f *testing.F) {
 		}
 		granted[g] = true
 		var b iam.Binding
-		fuzzData(t, what, a.Data, &b)
+		testutil.StrictData(t, what, a.Data, &b)
 		if b.PrincipalID != req.PrincipalID || b.Role != req.Role || b.Scope != req.ScopeID || !fuzzValidID(b.ID) || b.CreatedAt.IsZero() {
 			t.Fatalf("%s: created %s for %q", what, a.Data, body)
 		}
@@ -939,7 +892,7 @@ func FuzzCreateRole(f *testing.F) {
 		}
 		created[req.Name] = true
 		var r iam.Role
-		fuzzData(t, what, a.Data, &r)
+		testutil.StrictData(t, what, a.Data, &r)
 		if r.Name != req.Name || r.Description != req.Description || !slices.Equal(r.Permissions, req.Permissions) || r.Builtin || r.CreatedAt.IsZero() {
 			t.Fatalf("%s: created %s for %q", what, a.Data, body)
 		}
@@ -1220,7 +1173,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("%s: answered %s, want 200", what, a)
 		}
 		var v iam.Verification
-		fuzzData(t, what, a.Data, &v)
+		testutil.StrictData(t, what, a.Data, &v)
 		seen := fuzzViaJSON(s) // what IAM read
 		if !v.Valid {
 			if live[seen] {
