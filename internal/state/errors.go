@@ -9,6 +9,7 @@ import (
 	"errors"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -68,4 +69,11 @@ func FromEtcd(err error) error {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the cluster has no quorum or leader right now; retry")
 	}
 	return apierr.Wrap(apierr.CodeInternal, err, "store error")
+}
+
+// Ping is a store health check: one linearizable read, so it fails (503)
+// exactly when the cluster cannot serve a write's quorum either.
+func Ping(ctx context.Context, cli *clientv3.Client) error {
+	_, err := cli.Get(ctx, "/photon/health", clientv3.WithCountOnly())
+	return FromEtcd(err)
 }

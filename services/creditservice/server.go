@@ -84,6 +84,5 @@ func (s *Server) Service() *Service { return s.svc }
 
 // Healthy reports whether the store answers.
 func (s *Service) Healthy(ctx context.Context) error {
-	_, err := s.st.cli.Get(ctx, prefix+"health", clientv3.WithCountOnly())
-	return state.FromEtcd(err)
+	return state.Ping(ctx, s.st.cli)
 }
