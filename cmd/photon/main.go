@@ -137,6 +137,7 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ChainFire.RequestTimeout, "request-timeout", 5*time.Second, "bound on requests that need quorum")
 	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
 	fs.StringVar(&cfg.CreditService.HTTPAddr, "creditservice-http-addr", "127.0.0.1:8086", "CreditService REST listen address")
+	fs.StringVar(&cfg.PrismNET.HTTPAddr, "prismnet-http-addr", "127.0.0.1:8087", "PrismNET REST listen address")
 	fs.StringVar(&cfg.CreditService.Currency, "currency", "JPY", "the currency new wallets count in (ISO 4217)")
 	fs.DurationVar(&cfg.IAM.MaxTokenTTL, "max-token-ttl", 24*time.Hour, "longest lifetime of any token")
 	fs.DurationVar(&cfg.IAM.KeyRotation, "key-rotation", 24*time.Hour, "how long a token signing key signs before the next takes over")
@@ -150,6 +151,7 @@ func up(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.IAM.RequestTimeout = cfg.ChainFire.RequestTimeout
 	cfg.CreditService.RequestTimeout = cfg.ChainFire.RequestTimeout
+	cfg.PrismNET.RequestTimeout = cfg.ChainFire.RequestTimeout
 	stack, err := platform.New(cfg)
 	if err != nil {
 		return err

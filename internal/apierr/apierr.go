@@ -30,6 +30,7 @@ const (
 	CodeRateLimited          Code = "RATE_LIMITED"
 	CodeInsufficientCredit   Code = "INSUFFICIENT_CREDIT"
 	CodeQuotaExceeded        Code = "QUOTA_EXCEEDED"
+	CodeSubnetFull           Code = "SUBNET_FULL"
 	CodeInternal             Code = "INTERNAL"
 	CodeUnavailable          Code = "UNAVAILABLE"
 )
@@ -57,6 +58,7 @@ var table = map[Code]mapping{
 	CodeRateLimited:          {http.StatusTooManyRequests, codes.ResourceExhausted},
 	CodeInsufficientCredit:   {http.StatusPaymentRequired, codes.FailedPrecondition},
 	CodeQuotaExceeded:        {http.StatusForbidden, codes.ResourceExhausted},
+	CodeSubnetFull:           {http.StatusConflict, codes.ResourceExhausted},
 	CodeInternal:             {http.StatusInternalServerError, codes.Internal},
 	CodeUnavailable:          {http.StatusServiceUnavailable, codes.Unavailable},
 }

@@ -30,6 +30,7 @@ func TestTable(t *testing.T) {
 		{CodeRateLimited, 429, codes.ResourceExhausted},
 		{CodeInsufficientCredit, 402, codes.FailedPrecondition},
 		{CodeQuotaExceeded, 403, codes.ResourceExhausted},
+		{CodeSubnetFull, 409, codes.ResourceExhausted},
 		{CodeInternal, 500, codes.Internal},
 		{CodeUnavailable, 503, codes.Unavailable},
 	}

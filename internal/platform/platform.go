@@ -16,6 +16,7 @@ import (
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/prismnet"
 )
 
 // Config is the all-in-one configuration.
@@ -26,6 +27,7 @@ type Config struct {
 	ChainFire     chainfire.Config
 	IAM           iam.Config
 	CreditService creditservice.Config
+	PrismNET      prismnet.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -35,6 +37,7 @@ type Stack struct {
 	ChainFire     *chainfire.Server
 	IAM           *iam.Server
 	CreditService *creditservice.Server
+	PrismNET      *prismnet.Server
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -52,13 +55,15 @@ func New(cfg Config) (*Stack, error) {
 	cfg.ChainFire.Version = buildinfo.Version
 	cfg.IAM.Version = buildinfo.Version
 	cfg.CreditService.Version = buildinfo.Version
+	cfg.PrismNET.Version = buildinfo.Version
 	cfg.ChainFire.Defaults()
 	cfg.IAM.Defaults()
 	cfg.CreditService.Defaults()
+	cfg.PrismNET.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +85,17 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creditservice: %w", err)
 	}
-	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im, CreditService: cs}
+	pn, err := prismnet.New(cfg.PrismNET, func() prismnet.Deps {
+		return prismnet.Deps{Client: cf.Client(), Auth: cf.Auth()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prismnet: %w", err)
+	}
+	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im, CreditService: cs, PrismNET: pn}
 	s.group.Add(cf)
 	s.group.Add(im)
 	s.group.Add(cs)
+	s.group.Add(pn)
 	return s, nil
 }
 
@@ -107,6 +119,7 @@ func (s *Stack) Endpoints() []Endpoint {
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
+		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups (control plane)"},
 	}
 }
 

@@ -31,6 +31,7 @@ type upStack struct {
 	iamListen                  string // --iam-http-addr
 	iamAddr                    string // where the test reaches IAM
 	csAddr                     string // --creditservice-http-addr
+	pnAddr                     string // --prismnet-http-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -48,6 +49,7 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		peerAddr: testutil.FreeAddr(t),
 		iamAddr:  testutil.FreeAddr(t),
 		csAddr:   testutil.FreeAddr(t),
+		pnAddr:   testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -79,6 +81,7 @@ func (s *upStack) start(t *testing.T) {
 		"--chainfire-peer-addr", s.peerAddr,
 		"--iam-http-addr", s.iamListen,
 		"--creditservice-http-addr", s.csAddr,
+		"--prismnet-http-addr", s.pnAddr,
 	}, s.flags...)
 	cmd := exec.Command(testutil.PhotonBinary(t), args...)
 	cmd.Env = cleanEnv()
