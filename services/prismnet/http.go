@@ -35,7 +35,7 @@ func (h *handler) routes() []route {
 			return s.ListSubnets(ctx, q.get("vpc_id"), q.org, q.project, q.limit, q.token)
 		}, "vpc_id")},
 		{"GET /api/v1/subnets/{id}", get(h, s.GetSubnet)},
-		{"DELETE /api/v1/subnets/{id}", del(h, s.DeleteSubnet)},
+		{"DELETE /api/v1/subnets/{id}", h.deleteSubnet},
 
 		{"POST /api/v1/ports", create(h, s.CreatePort)},
 		{"GET /api/v1/ports", list(h, func(ctx context.Context, q scopeQuery) (any, error) {
@@ -131,6 +131,21 @@ func del(h *handler, call func(ctx context.Context, id, org, project string) err
 		}
 		return Deleted{ID: id, Deleted: true}, nil
 	}
+}
+
+// deleteSubnet is del with the seed's vpc_id, which must name the subnet's VPC.
+func (h *handler) deleteSubnet(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id", "vpc_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	if err := h.svc.DeleteSubnet(ctx, id, q.Get("vpc_id"), q.Get("org_id"), q.Get("project_id")); err != nil {
+		return nil, err
+	}
+	return Deleted{ID: id, Deleted: true}, nil
 }
 
 const (

@@ -166,12 +166,20 @@ func (s *Service) ListSubnets(ctx context.Context, vpcID, org, project string, l
 
 // DeleteSubnet deletes a subnet that has no ports left (FAILED_PRECONDITION
 // otherwise).
-func (s *Service) DeleteSubnet(ctx context.Context, id, org, project string) error {
+func (s *Service) DeleteSubnet(ctx context.Context, id, vpcID, org, project string) error {
+	if err := validID("vpc_id", vpcID, false); err != nil {
+		return err
+	}
 	it, err := s.subnet(ctx, permSubnetsDelete, id, org, project)
 	if err != nil {
 		return err
 	}
 	sn := it.Value
+	// The seed names the VPC too: a subnet of another VPC is not the one
+	// meant, and answers as missing.
+	if vpcID != "" && vpcID != sn.VPCID {
+		return apierr.NotFound("subnet", id)
+	}
 	unlock, err := s.locks.lock(ctx, vpcLockPrefix+sn.VPCID)
 	if err != nil {
 		return err
