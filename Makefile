@@ -56,6 +56,9 @@ fuzz:
 	for f in FuzzReserve FuzzCommit FuzzTopUp FuzzCreateWallet FuzzQuotaUsage; do \
 	  $(GO) test ./services/creditservice -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
+	for f in FuzzCreateVPC FuzzCreateSubnet FuzzCreatePort FuzzSecurityGroupRule; do \
+	  $(GO) test ./services/prismnet -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
+	done
 
 clean:
 	rm -rf bin
