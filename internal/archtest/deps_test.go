@@ -53,6 +53,7 @@ func TestDependencyRules(t *testing.T) {
 		module + "/internal/ids":       true,
 		module + "/internal/registry":  true,
 		module + "/internal/flagenv":   true,
+		module + "/internal/keylock":   true,
 	}
 	mayImportServices := map[string]bool{
 		module + "/internal/platform": true,

@@ -3,7 +3,6 @@ package creditservice
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/ids"
+	"github.com/photoncloud/photon/internal/keylock"
 	"github.com/photoncloud/photon/internal/state"
 )
 
@@ -18,11 +18,13 @@ import (
 // transactions and quotas, all in ChainFire. Every method authorizes the
 // caller in ctx (internal/auth) before it reads or changes anything.
 type Service struct {
-	cfg   Config
-	st    *store
-	now   func() time.Time
-	log   *slog.Logger
-	locks projectLocks
+	cfg Config
+	st  *store
+	now func() time.Time
+	log *slog.Logger
+	// locks queues one replica's changes to a project, so that they do not
+	// lose compare-and-swap races to each other.
+	locks keylock.Set
 	// lastForget is when the sweeper last dropped old idempotency keys.
 	lastForget atomic.Int64
 }
@@ -36,48 +38,6 @@ func NewService(cfg Config, cli *clientv3.Client) *Service {
 // MaxAmount bounds every amount and balance (10^15 minor units): far above
 // any real wallet, far below where int64 arithmetic could wrap.
 const MaxAmount int64 = 1_000_000_000_000_000
-
-// projectLocks serializes one replica's changes to a project, so that its
-// concurrent requests queue instead of losing compare-and-swap races
-// (which still guard against other replicas). A request that waits past
-// its deadline gives up.
-type projectLocks struct {
-	mu    sync.Mutex
-	locks map[string]*projectLock
-}
-
-type projectLock struct {
-	held chan struct{} // a token: holding the lock is having sent one
-	refs int
-}
-
-func (p *projectLocks) lock(ctx context.Context, project string) (func(), error) {
-	p.mu.Lock()
-	if p.locks == nil {
-		p.locks = map[string]*projectLock{}
-	}
-	l := p.locks[project]
-	if l == nil {
-		l = &projectLock{held: make(chan struct{}, 1)}
-		p.locks[project] = l
-	}
-	l.refs++
-	p.mu.Unlock()
-	release := func() {
-		p.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(p.locks, project)
-		}
-		p.mu.Unlock()
-	}
-	select {
-	case l.held <- struct{}{}:
-		return func() { <-l.held; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, apierr.Wrap(apierr.CodeUnavailable, ctx.Err(), "timed out waiting for other changes to wallet %s; retry", project)
-	}
-}
 
 // change is what a money-moving operation writes besides the wallet.
 type change struct {
@@ -100,7 +60,7 @@ const maxAttempts = 50
 // is unchanged — retrying from the read if another writer won. With an
 // Idempotency-Key, a change already made answers as it did then.
 func (s *Service) apply(ctx context.Context, project string, idem *IdempotencyKey, fn func(l *ledger, now time.Time) (change, error)) (int, any, error) {
-	unlock, err := s.locks.lock(ctx, project)
+	unlock, err := s.locks.Lock(ctx, project, "wallet "+project)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -87,7 +87,7 @@ func (s *Service) CreateWallet(ctx context.Context, req CreateWalletRequest, ide
 	if err := auth.Require(ctx, permWalletsCreate, policy.Target{OrgID: req.OrgID, ProjectID: req.ProjectID}); err != nil {
 		return 0, nil, err
 	}
-	unlock, err := s.locks.lock(ctx, req.ProjectID)
+	unlock, err := s.locks.Lock(ctx, req.ProjectID, "wallet "+req.ProjectID)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -89,7 +89,7 @@ func (s *Service) CreatePort(ctx context.Context, req CreatePortRequest) (Port, 
 			return Port{}, err
 		}
 	}
-	unlock, err := s.locks.lock(ctx, subnetLockPfx+sn.ID)
+	unlock, err := s.locks.Lock(ctx, subnetLockPfx+sn.ID, subnetLockPfx+sn.ID)
 	if err != nil {
 		return Port{}, err
 	}

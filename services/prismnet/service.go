@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,6 +20,7 @@ import (
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/ids"
+	"github.com/photoncloud/photon/internal/keylock"
 	"github.com/photoncloud/photon/internal/state"
 )
 
@@ -52,7 +52,7 @@ type Service struct {
 	st    *store
 	now   func() time.Time
 	log   *slog.Logger
-	locks keyLocks
+	locks keylock.Set // one replica's changes to a VPC or subnet queue here
 }
 
 // NewService returns PrismNET over cli.
@@ -63,47 +63,6 @@ func NewService(cfg Config, cli *clientv3.Client) *Service {
 
 // maxAttempts bounds the compare-and-swap retries of one change.
 const maxAttempts = 50
-
-// keyLocks serializes one replica's changes to one VPC or subnet, so that
-// concurrent requests queue instead of losing compare-and-swap races (which
-// still guard against other replicas).
-type keyLocks struct {
-	mu    sync.Mutex
-	locks map[string]*keyLock
-}
-
-type keyLock struct {
-	held chan struct{}
-	refs int
-}
-
-func (p *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	p.mu.Lock()
-	if p.locks == nil {
-		p.locks = map[string]*keyLock{}
-	}
-	l := p.locks[key]
-	if l == nil {
-		l = &keyLock{held: make(chan struct{}, 1)}
-		p.locks[key] = l
-	}
-	l.refs++
-	p.mu.Unlock()
-	release := func() {
-		p.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(p.locks, key)
-		}
-		p.mu.Unlock()
-	}
-	select {
-	case l.held <- struct{}{}:
-		return func() { <-l.held; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, apierr.Wrap(apierr.CodeUnavailable, ctx.Err(), "timed out waiting for other changes to %s; retry", key)
-	}
-}
 
 const (
 	maxNameLen = 255

@@ -64,7 +64,7 @@ func (s *Service) CreateSubnet(ctx context.Context, req CreateSubnetRequest) (Su
 	if err != nil {
 		return Subnet{}, err
 	}
-	unlock, err := s.locks.lock(ctx, vpcLockPrefix+req.VPCID)
+	unlock, err := s.locks.Lock(ctx, vpcLockPrefix+req.VPCID, vpcLockPrefix+req.VPCID)
 	if err != nil {
 		return Subnet{}, err
 	}
@@ -180,7 +180,7 @@ func (s *Service) DeleteSubnet(ctx context.Context, id, vpcID, org, project stri
 	if vpcID != "" && vpcID != sn.VPCID {
 		return apierr.NotFound("subnet", id)
 	}
-	unlock, err := s.locks.lock(ctx, vpcLockPrefix+sn.VPCID)
+	unlock, err := s.locks.Lock(ctx, vpcLockPrefix+sn.VPCID, vpcLockPrefix+sn.VPCID)
 	if err != nil {
 		return err
 	}
