@@ -9,10 +9,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,70 +136,28 @@ func (e *csEnv) do(t *testing.T, r req) testutil.Answer {
 	return testutil.CheckEnvelope(t, r.method+" "+r.path, resp, envelopeRules())
 }
 
-// ok checks a is a success of status and decodes its data as a T.
+// ok and fails are testutil's, named short for the many call sites.
 func ok[T any](t *testing.T, a testutil.Answer, status int) T {
 	t.Helper()
-	if a.Status != status || a.Err != nil {
-		t.Fatalf("want %d: got %s", status, a)
-	}
-	var v T
-	if err := json.Unmarshal(a.Data, &v); err != nil {
-		t.Fatalf("decode data: %v: %s", err, a.Raw)
-	}
-	return v
+	return testutil.OK[T](t, a, status)
 }
 
-// fails checks a is an error of code (with its status from apierr's table)
-// and returns its details.
 func fails(t *testing.T, a testutil.Answer, code apierr.Code) map[string]any {
 	t.Helper()
-	if !a.Is(code) {
-		t.Fatalf("want %d %s: got %s", apierr.HTTPStatus(code), code, a)
-	}
-	return a.Err.Details
+	return testutil.Fails(t, a, code)
 }
 
-// snapshot is every key of CreditService with its value and mod revision
+// snapshot is every key of CreditService with its mod revision and value
 // (the sweeper's election key aside: it belongs to a session, not to data).
 func (e *csEnv) snapshot(t *testing.T) map[string]string {
 	t.Helper()
-	resp, err := e.etcd.Get(testutil.Context(t), csPrefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
-	out := map[string]string{}
-	for _, kv := range resp.Kvs {
-		k := string(kv.Key)
-		if strings.HasPrefix(k, csPrefix+"sweeper-election") {
-			continue
-		}
-		out[k] = fmt.Sprintf("%d %s", kv.ModRevision, kv.Value)
-	}
-	return out
+	return testutil.Snapshot(t, e.etcd, csPrefix, csPrefix+"sweeper-election")
 }
 
-// unchanged fails unless CreditService's keys are the same after fn as
-// before it.
+// unchanged fails unless CreditService's keys are the same after fn.
 func (e *csEnv) unchanged(t *testing.T, what string, fn func()) {
 	t.Helper()
-	before := e.snapshot(t)
-	fn()
-	after := e.snapshot(t)
-	var diff []string
-	for k, v := range before {
-		if after[k] != v {
-			diff = append(diff, "changed or deleted "+k)
-		}
-	}
-	for k := range after {
-		if _, had := before[k]; !had {
-			diff = append(diff, "added "+k)
-		}
-	}
-	if len(diff) > 0 {
-		slices.Sort(diff)
-		t.Fatalf("%s changed the store: %s", what, strings.Join(diff, "; "))
-	}
+	testutil.Unchanged(t, e.etcd, csPrefix, what, fn, csPrefix+"sweeper-election")
 }
 
 // getJSON reads one key as JSON into a T; found reports whether it exists.

@@ -8,10 +8,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,60 +109,27 @@ func (e *pnEnv) do(t *testing.T, r req) testutil.Answer {
 	return testutil.CheckEnvelope(t, r.method+" "+r.path, resp, envelopeRules())
 }
 
+// ok and fails are testutil's, named short for the many call sites.
 func ok[T any](t *testing.T, a testutil.Answer, status int) T {
 	t.Helper()
-	if a.Status != status || a.Err != nil {
-		t.Fatalf("want %d: got %s", status, a)
-	}
-	var v T
-	if err := json.Unmarshal(a.Data, &v); err != nil {
-		t.Fatalf("decode data: %v: %s", err, a.Raw)
-	}
-	return v
+	return testutil.OK[T](t, a, status)
 }
 
 func fails(t *testing.T, a testutil.Answer, code apierr.Code) map[string]any {
 	t.Helper()
-	if !a.Is(code) {
-		t.Fatalf("want %d %s: got %s", apierr.HTTPStatus(code), code, a)
-	}
-	return a.Err.Details
+	return testutil.Fails(t, a, code)
 }
 
+// snapshot is every key of PrismNET with its mod revision and value.
 func (e *pnEnv) snapshot(t *testing.T) map[string]string {
 	t.Helper()
-	resp, err := e.etcd.Get(testutil.Context(t), pnPrefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
-	out := map[string]string{}
-	for _, kv := range resp.Kvs {
-		out[string(kv.Key)] = fmt.Sprintf("%d %s", kv.ModRevision, kv.Value)
-	}
-	return out
+	return testutil.Snapshot(t, e.etcd, pnPrefix)
 }
 
-// unchanged fails unless PrismNET's keys are the same after fn as before.
+// unchanged fails unless PrismNET's keys are the same after fn.
 func (e *pnEnv) unchanged(t *testing.T, what string, fn func()) {
 	t.Helper()
-	before := e.snapshot(t)
-	fn()
-	after := e.snapshot(t)
-	var diff []string
-	for k, v := range before {
-		if after[k] != v {
-			diff = append(diff, "changed or deleted "+k)
-		}
-	}
-	for k := range after {
-		if _, had := before[k]; !had {
-			diff = append(diff, "added "+k)
-		}
-	}
-	if len(diff) > 0 {
-		slices.Sort(diff)
-		t.Fatalf("%s changed the store: %s", what, strings.Join(diff, "; "))
-	}
+	testutil.Unchanged(t, e.etcd, pnPrefix, what, fn)
 }
 
 // token issues a delegated token for principal at scope with roles.
