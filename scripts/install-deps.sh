@@ -9,10 +9,13 @@ declare -A need=(
   [jq]=jq                   # the seed's examples pipe into jq
   [curl]=curl               # the seed's examples are curl commands
   [ip]=iproute2             # the seed replay runs in a network namespace
+  [busybox]=busybox         # PrismNET's data-plane tests: udhcpc, ping and nc inside instance namespaces
+  [nft]=nftables            # PrismNET's data-plane tests read the ruleset the agent wrote
 )
 if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against
   need[pg_ctlcluster]=postgresql # the PostgreSQL ledger CreditService is benchmarked against
+  need[iperf3]=iperf3       # PrismNET's VXLAN throughput against a plain veth
 fi
 
 missing=()

@@ -24,6 +24,7 @@ import (
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/prismnet/agent"
 )
 
 const usage = `usage: photon <command> [flags]
@@ -32,6 +33,7 @@ commands:
   up                 run every PhotonCloud service in one process
   serve chainfire    run one ChainFire node (for clusters)
   serve iam          run one IAM replica over a ChainFire cluster
+  serve prismnet-agent  run PrismNET's node agent (as root) over a ChainFire cluster
   version            print the version
 
 Run "photon <command> --help" for its flags. Every flag --some-flag can also be
@@ -67,8 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = serveChainFire(args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "iam":
 			err = serveIAM(args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "prismnet-agent":
+			err = servePrismNETAgent(args[2:], stdout, stderr)
 		default:
-			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam)")
+			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam, prismnet-agent)")
 			return 2
 		}
 	case "version", "--version", "-v":
@@ -138,6 +142,8 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
 	fs.StringVar(&cfg.CreditService.HTTPAddr, "creditservice-http-addr", "127.0.0.1:8086", "CreditService REST listen address")
 	fs.StringVar(&cfg.PrismNET.HTTPAddr, "prismnet-http-addr", "127.0.0.1:8087", "PrismNET REST listen address")
+	fs.StringVar(&cfg.Dataplane, "prismnet-dataplane", "auto", "run PrismNET's node agent: auto (when root), on or off")
+	agentFlags(fs, &cfg.Agent)
 	fs.StringVar(&cfg.CreditService.Currency, "currency", "JPY", "the currency new wallets count in (ISO 4217)")
 	fs.DurationVar(&cfg.IAM.MaxTokenTTL, "max-token-ttl", 24*time.Hour, "longest lifetime of any token")
 	fs.DurationVar(&cfg.IAM.KeyRotation, "key-rotation", 24*time.Hour, "how long a token signing key signs before the next takes over")
@@ -212,12 +218,7 @@ func serveIAM(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Version = buildinfo.Version
-	var eps []string
-	for _, e := range strings.Split(*endpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			eps = append(eps, e)
-		}
-	}
+	eps := splitEndpoints(*endpoints)
 	replica, err := iam.NewStandalone(cfg, eps, *authMode)
 	if err != nil {
 		return err
@@ -225,6 +226,50 @@ func serveIAM(args []string, stdout, stderr io.Writer) error {
 	return runUntilSignal(replica, func() {
 		fmt.Fprintf(stdout, "IAM: REST http://%s  ChainFire %s  auth %s mode\n", replica.HTTPAddr(), strings.Join(eps, ","), replica.Mode())
 	})
+}
+
+// agentFlags are the node agent's flags, shared by `up` and `serve
+// prismnet-agent`.
+func agentFlags(fs *flag.FlagSet, cfg *agent.Config) {
+	fs.StringVar(&cfg.Node, "node-name", "", "this host's name in port bindings (default: the hostname)")
+	fs.StringVar(&cfg.VTEP, "vtep-ip", "", "underlay IPv4 address other nodes reach this one's VXLAN at (default: the first global address)")
+	fs.StringVar(&cfg.NetNS, "node-netns", "", "network namespace path to program instead of this process's (several nodes on one machine)")
+	fs.DurationVar(&cfg.Resync, "resync", 5*time.Second, "how often the agent reconciles without a change to react to")
+}
+
+func servePrismNETAgent(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve prismnet-agent", "photon serve prismnet-agent [flags]", stderr)
+	var cfg agent.Config
+	agentFlags(fs, &cfg)
+	endpoints := fs.String("chainfire-endpoints", "127.0.0.1:50051", "comma-separated etcd gRPC addresses of the ChainFire members")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	if !agent.Supported() {
+		return errors.New("prismnet-agent programs the kernel and must run as root")
+	}
+	cfg.Version = buildinfo.Version
+	c, err := agent.NewStandalone(cfg, splitEndpoints(*endpoints))
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(c, func() {
+		fmt.Fprintf(stdout, "PrismNET agent: node %s  ChainFire %s\n", c.Agent().Node(), *endpoints)
+	})
+}
+
+func splitEndpoints(s string) []string {
+	var eps []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	return eps
 }
 
 // component is what runUntilSignal runs; Err reports a fatal failure after

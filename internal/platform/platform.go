@@ -4,6 +4,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
 	"github.com/photoncloud/photon/services/prismnet"
+	"github.com/photoncloud/photon/services/prismnet/agent"
 )
 
 // Config is the all-in-one configuration.
@@ -28,6 +30,10 @@ type Config struct {
 	IAM           iam.Config
 	CreditService creditservice.Config
 	PrismNET      prismnet.Config
+	// Dataplane is on, off or auto (on when the process is root): whether
+	// this process runs PrismNET's node agent, which programs the kernel.
+	Dataplane string
+	Agent     agent.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -38,6 +44,7 @@ type Stack struct {
 	IAM           *iam.Server
 	CreditService *creditservice.Server
 	PrismNET      *prismnet.Server
+	Agent         *agent.Component // nil when the data plane is off
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -96,6 +103,21 @@ func New(cfg Config) (*Stack, error) {
 	s.group.Add(im)
 	s.group.Add(cs)
 	s.group.Add(pn)
+	switch cfg.Dataplane {
+	case "on", "auto":
+		if !agent.Supported() {
+			if cfg.Dataplane == "on" {
+				return nil, errors.New("prismnet data plane: programming the kernel needs root")
+			}
+			break
+		}
+		cfg.Agent.Version = buildinfo.Version
+		s.Agent = agent.NewComponent(cfg.Agent, cf.Client, func(a *agent.Agent) { pn.Service().SetDataplaneInfo(a.Info) })
+		s.group.Add(s.Agent)
+	case "off", "":
+	default:
+		return nil, fmt.Errorf("dataplane %q: want on, off or auto", cfg.Dataplane)
+	}
 	return s, nil
 }
 
@@ -119,8 +141,17 @@ func (s *Stack) Endpoints() []Endpoint {
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
-		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups (control plane)"},
+		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups; data plane " + s.dataplane()},
 	}
+}
+
+// dataplane says whether this process programs the kernel, and as which
+// node.
+func (s *Stack) dataplane() string {
+	if s.Agent == nil || s.Agent.Agent() == nil {
+		return "disabled"
+	}
+	return "on node " + s.Agent.Agent().Node()
 }
 
 // PrintEndpoints writes the endpoint table.

@@ -20,7 +20,13 @@ type Health struct {
 	Service string            `json:"service"`
 	Version string            `json:"version"`
 	Checks  map[string]string `json:"checks"`
+	// Info says how the service runs where that is not a pass or fail
+	// (PrismNET's data plane: enabled or disabled, and on which node).
+	Info map[string]string `json:"info,omitempty"`
 }
+
+// SetHealthInfo makes GET /health carry info() as its "info".
+func (rt *Router) SetHealthInfo(info func() map[string]string) { rt.healthInfo = info }
 
 // MountHealth adds GET /health (the envelope; 503 with status "unavailable"
 // when a check fails) and GET /metrics (Prometheus exposition of the
@@ -31,6 +37,9 @@ func (rt *Router) MountHealth(prefix, service, version string, checks map[string
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
 		h := Health{Status: "ok", Service: service, Version: version, Checks: map[string]string{}}
+		if rt.healthInfo != nil {
+			h.Info = rt.healthInfo()
+		}
 		for name, check := range checks {
 			if err := check(ctx); err != nil {
 				h.Status = "unavailable"

@@ -32,6 +32,8 @@ type Router struct {
 	reg     *prometheus.Registry
 	authn   Authn
 	public  map[string]bool // patterns served without authentication (health)
+
+	healthInfo func() map[string]string
 }
 
 // Authn attaches the caller to each request before its route runs;

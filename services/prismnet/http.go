@@ -43,6 +43,9 @@ func (h *handler) routes() []route {
 		}, "subnet_id")},
 		{"GET /api/v1/ports/{id}", get(h, s.GetPort)},
 		{"DELETE /api/v1/ports/{id}", del(h, s.DeletePort)},
+		{"POST /api/v1/ports/{id}/bind", h.bindPort},
+		{"POST /api/v1/ports/{id}/unbind", h.unbindPort},
+		{"GET /api/v1/nodes", h.listNodes},
 
 		{"POST /api/v1/security-groups", create(h, s.CreateSecurityGroup)},
 		{"GET /api/v1/security-groups", list(h, func(ctx context.Context, q scopeQuery) (any, error) {
@@ -71,6 +74,7 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	rt := rest.NewRouter("prismnet", nil)
 	rt.SetMaxBody(svc.cfg.MaxBodyBytes)
 	rt.SetAuthn(authn)
+	rt.SetHealthInfo(svc.DataplaneInfo)
 	rt.MountHealth("", "prismnet", svc.cfg.Version, map[string]rest.Check{"store": svc.Healthy})
 	for _, r := range h.routes() {
 		rt.Handle(r.pattern, auth.Authenticated(r.serve))
@@ -212,4 +216,43 @@ func (h *handler) deleteRule(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return Deleted{ID: id, Deleted: true}, nil
+}
+
+// bindPort serves POST /api/v1/ports/{id}/bind: 200 with the port.
+func (h *handler) bindPort(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	var req BindPortRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.BindPort(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), req)
+}
+
+// unbindPort serves POST /api/v1/ports/{id}/unbind (no body).
+func (h *handler) unbindPort(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	if err := rest.Decode(r, &struct{}{}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.UnbindPort(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
+}
+
+// listNodes serves GET /api/v1/nodes.
+func (h *handler) listNodes(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.ListNodes(ctx)
 }

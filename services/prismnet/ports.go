@@ -244,6 +244,9 @@ func (s *Service) DeletePort(ctx context.Context, id, org, project string) error
 	for _, sg := range p.SecurityGroupIDs {
 		ops = append(ops, s.st.sgPorts.DeleteAnyOp(sg+"/"+id))
 	}
+	if b := p.Binding; b != nil {
+		ops = append(ops, s.st.bindings.DeleteAnyOp(b.Host+"/"+b.IfName))
+	}
 	_, err = state.Commit(ctx, s.st.cli, ops...)
 	if c := apierr.CodeOf(err); c == apierr.CodeNotFound || c == apierr.CodeConflict {
 		return apierr.NotFound("port", id) // deleted concurrently

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,6 +54,22 @@ type Service struct {
 	now   func() time.Time
 	log   *slog.Logger
 	locks keylock.Set // one replica's changes to a VPC or subnet queue here
+
+	// dataplane reports the node agent's state for /health; nil while
+	// no agent runs in this process.
+	dataplane atomic.Pointer[func() map[string]string]
+}
+
+// SetDataplaneInfo makes /health report info() (the in-process agent's
+// state) instead of "dataplane": "disabled".
+func (s *Service) SetDataplaneInfo(info func() map[string]string) { s.dataplane.Store(&info) }
+
+// DataplaneInfo is what /health says of the data plane.
+func (s *Service) DataplaneInfo() map[string]string {
+	if f := s.dataplane.Load(); f != nil {
+		return (*f)()
+	}
+	return map[string]string{"dataplane": "disabled"}
 }
 
 // NewService returns PrismNET over cli.

@@ -24,8 +24,11 @@ const (
 	vpcSubnets     = prefix + "index/vpc-subnets/"
 	subnetPorts    = prefix + "index/subnet-ports/"
 	sgPorts        = prefix + "index/sg-ports/"
-	ipamPrefix     = prefix + "ipam/" // <subnet>/<ip> → port
-	macsPrefix     = prefix + "macs/" // <mac> → port
+	ipamPrefix     = prefix + "ipam/"     // <subnet>/<ip> → port
+	macsPrefix     = prefix + "macs/"     // <mac> → port
+	vnisPrefix     = prefix + "vnis/"     // <vni> → vpc
+	nodesPrefix    = prefix + "nodes/"    // <host> → Node, on the agent's lease
+	bindingsPrefix = prefix + "bindings/" // <host>/<ifname> → port
 )
 
 // vpcRecord is a VPC as stored, with its subnets' ranges: subnet creation
@@ -60,6 +63,9 @@ type store struct {
 	sgPorts     *state.Collection[ref]
 	ipam        *state.Collection[ref]
 	macs        *state.Collection[ref]
+	vnis        *state.Collection[ref]
+	nodes       *state.Collection[Node]
+	bindings    *state.Collection[ref]
 }
 
 // The kinds ALREADY_EXISTS names for address keys, to tell a taken
@@ -68,6 +74,8 @@ const (
 	kindIP      = "ip address"
 	kindMAC     = "mac address"
 	kindDefault = "default security group"
+	kindVNI     = "vni"
+	kindBinding = "binding"
 )
 
 func newStore(cli *clientv3.Client) *store {
@@ -84,5 +92,8 @@ func newStore(cli *clientv3.Client) *store {
 		sgPorts:     state.NewCollection[ref](cli, sgPorts, "port index"),
 		ipam:        state.NewCollection[ref](cli, ipamPrefix, kindIP),
 		macs:        state.NewCollection[ref](cli, macsPrefix, kindMAC),
+		vnis:        state.NewCollection[ref](cli, vnisPrefix, kindVNI),
+		nodes:       state.NewCollection[Node](cli, nodesPrefix, "node"),
+		bindings:    state.NewCollection[ref](cli, bindingsPrefix, kindBinding),
 	}
 }

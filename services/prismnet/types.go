@@ -2,11 +2,22 @@ package prismnet
 
 import "time"
 
-// Statuses. VPCs and subnets are active once stored; a port is DOWN until
-// the data plane binds it to a host (a later part of PrismNET).
+// Statuses. VPCs and subnets are active once stored. A port is DOWN until
+// it is bound to a host, BUILD while that host's agent wires it, ACTIVE
+// once its device is on the VPC's bridge with its security groups applied,
+// and ERROR (with status_reason) when the agent cannot wire it.
 const (
 	StatusActive = "active"
 	PortDown     = "DOWN"
+	PortBuild    = "BUILD"
+	PortActive   = "ACTIVE"
+	PortError    = "ERROR"
+)
+
+// Interface types a port can be bound to.
+const (
+	IfTap  = "tap"
+	IfVeth = "veth"
 )
 
 // Security group rule directions and protocols.
@@ -21,14 +32,17 @@ const (
 
 // VPC is one tenant's isolated network: an IPv4 range its subnets share.
 type VPC struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	OrgID       string    `json:"org_id"`
-	ProjectID   string    `json:"project_id"`
-	CIDRBlock   string    `json:"cidr_block"`
-	Description string    `json:"description,omitempty"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	OrgID       string `json:"org_id"`
+	ProjectID   string `json:"project_id"`
+	CIDRBlock   string `json:"cidr_block"`
+	Description string `json:"description,omitempty"`
+	// VNI is the VXLAN network identifier the data plane carries the
+	// VPC's traffic between nodes under; unique among VPCs.
+	VNI       uint32    `json:"vni"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Subnet is a range of a VPC that ports take addresses from.
@@ -61,8 +75,41 @@ type Port struct {
 	SecurityGroupIDs []string  `json:"security_group_ids"`
 	DeviceID         string    `json:"device_id,omitempty"`
 	DeviceOwner      string    `json:"device_owner,omitempty"`
+	Binding          *Binding  `json:"binding,omitempty"`
 	Status           string    `json:"status"`
+	StatusReason     string    `json:"status_reason,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
+}
+
+// Binding is where a port's device is: a tap or veth end named IfName on
+// the node Host, which that node's agent attaches to the VPC's bridge.
+type Binding struct {
+	Host          string    `json:"host"`
+	InterfaceType string    `json:"interface_type"`
+	IfName        string    `json:"ifname"`
+	BoundAt       time.Time `json:"bound_at"`
+}
+
+// BindPortRequest is the body of POST /api/v1/ports/{id}/bind.
+type BindPortRequest struct {
+	Host          string `json:"host"`
+	InterfaceType string `json:"interface_type"`
+	IfName        string `json:"ifname"`
+}
+
+// Node is a host running PrismNET's agent, as it registers itself: the
+// address other nodes send its VXLAN traffic to. The record lives on the
+// agent's lease, so a node whose agent stops disappears.
+type Node struct {
+	Name      string    `json:"name"`
+	VTEP      string    `json:"vtep_ip"`
+	Version   string    `json:"version,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// NodeList is a page of nodes.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
 }
 
 // SecurityGroup is a project's set of stateful firewall rules; traffic a

@@ -2,6 +2,9 @@ package prismnet
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"strconv"
 
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/auth"
@@ -33,18 +36,43 @@ func (s *Service) CreateVPC(ctx context.Context, req CreateVPCRequest) (VPC, err
 	}
 	v := VPC{ID: ids.New("vpc"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, CIDRBlock: p.String(),
 		Description: req.Description, Status: StatusActive, CreatedAt: s.now().UTC()}
-	rec, err := s.st.vpcs.CreateOp(v.ProjectID+"/"+v.ID, vpcRecord{VPC: v})
-	if err != nil {
-		return VPC{}, err
+	// A random VNI, claimed in the VPC's own transaction: with 16 million
+	// of them a collision is rare, and one only costs another attempt.
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		v.VNI = randomVNI()
+		vni, err := s.st.vnis.CreateOp(strconv.FormatUint(uint64(v.VNI), 10), ref{ID: v.ID})
+		if err != nil {
+			return VPC{}, err
+		}
+		rec, err := s.st.vpcs.CreateOp(v.ProjectID+"/"+v.ID, vpcRecord{VPC: v})
+		if err != nil {
+			return VPC{}, err
+		}
+		own, err := s.st.owners.CreateOp(v.ID, owner{OrgID: v.OrgID, ProjectID: v.ProjectID})
+		if err != nil {
+			return VPC{}, err
+		}
+		_, err = state.Commit(ctx, s.st.cli, vni, rec, own)
+		if e := apierr.As(err); err != nil && e.Code == apierr.CodeAlreadyExists && e.Details["kind"] == kindVNI {
+			continue
+		}
+		if err != nil {
+			return VPC{}, err
+		}
+		return v, nil
 	}
-	own, err := s.st.owners.CreateOp(v.ID, owner{OrgID: v.OrgID, ProjectID: v.ProjectID})
-	if err != nil {
-		return VPC{}, err
+	return VPC{}, apierr.New(apierr.CodeUnavailable, "no free VNI found; retry")
+}
+
+// VNIs run from 1 to 2^24-1 (VXLAN's 24 bits; 0 is left unused).
+const maxVNI = 1<<24 - 1
+
+func randomVNI() uint32 {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("prismnet: crypto/rand failed: " + err.Error())
 	}
-	if _, err := state.Commit(ctx, s.st.cli, rec, own); err != nil {
-		return VPC{}, err
-	}
-	return v, nil
+	return binary.BigEndian.Uint32(b[:])%maxVNI + 1
 }
 
 // GetVPC returns a VPC; named is the org and project the request names
@@ -106,7 +134,8 @@ func (s *Service) DeleteVPC(ctx context.Context, id, org, project string) error 
 	_, err = state.Commit(ctx, s.st.cli,
 		state.NoneUnderOp(s.st.vpcSubnets.Key(id+"/"), busy),
 		s.st.vpcs.DeleteOp(rec.ID, 0),
-		s.st.owners.DeleteOp(id, 0))
+		s.st.owners.DeleteOp(id, 0),
+		s.st.vnis.DeleteAnyOp(strconv.FormatUint(uint64(rec.Value.VNI), 10)))
 	if apierr.CodeOf(err) == apierr.CodeNotFound {
 		return apierr.NotFound("vpc", id)
 	}

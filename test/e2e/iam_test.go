@@ -82,6 +82,9 @@ func (s *upStack) start(t *testing.T) {
 		"--iam-http-addr", s.iamListen,
 		"--creditservice-http-addr", s.csAddr,
 		"--prismnet-http-addr", s.pnAddr,
+		// The data plane would program this machine's own namespace;
+		// the tests that want it say so (a later flag wins).
+		"--prismnet-dataplane", "off",
 	}, s.flags...)
 	cmd := exec.Command(testutil.PhotonBinary(t), args...)
 	cmd.Env = cleanEnv()

@@ -70,7 +70,9 @@ func (ns *seedNS) command(name string, args ...string) *exec.Cmd {
 // startSeedPhoton runs `photon up` on the seed's ports inside ns.
 func startSeedPhoton(t *testing.T, ns *seedNS, dataDir string) *upProcess {
 	t.Helper()
-	cmd := ns.command(testutil.PhotonBinary(t), "up", "--data-dir", dataDir)
+	// The namespace is the node: named after it, so that seed replays
+	// running side by side never take each other's router namespaces.
+	cmd := ns.command(testutil.PhotonBinary(t), "up", "--data-dir", dataDir, "--node-name", ns.name)
 	return startUp(t, cmd, func(p *upProcess) bool { return strings.Contains(p.stdout.String(), "data dir:") })
 }
 
