@@ -36,8 +36,8 @@ func (s *Service) CreateVPC(ctx context.Context, req CreateVPCRequest) (VPC, err
 	}
 	v := VPC{ID: ids.New("vpc"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, CIDRBlock: p.String(),
 		Description: req.Description, Status: StatusActive, CreatedAt: s.now().UTC()}
-	// A random VNI, claimed in the VPC's own transaction: with 16 million
-	// of them a collision is rare, and one only costs another attempt.
+	// A random VNI, claimed in the VPC's own transaction: a collision
+	// only costs another attempt.
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		v.VNI = randomVNI()
 		vni, err := s.st.vnis.CreateOp(strconv.FormatUint(uint64(v.VNI), 10), ref{ID: v.ID})
@@ -64,8 +64,10 @@ func (s *Service) CreateVPC(ctx context.Context, req CreateVPCRequest) (VPC, err
 	return VPC{}, apierr.New(apierr.CodeUnavailable, "no free VNI found; retry")
 }
 
-// VNIs run from 1 to 2^24-1 (VXLAN's 24 bits; 0 is left unused).
-const maxVNI = 1<<24 - 1
+// VNIs run from 1 to 65535: VXLAN has 24 bits, but the data plane uses
+// the VNI as the VPC's conntrack zone too, and zones have 16 (0 is left
+// unused). 65535 VPCs is far more than one cloud of this kind holds.
+const maxVNI = 1<<16 - 1
 
 func randomVNI() uint32 {
 	var b [4]byte
