@@ -117,11 +117,6 @@ func (d *Dataplane) Apply(p *Plan) (map[string]PortState, error) {
 	defer d.mu.Unlock()
 	states := map[string]PortState{}
 	var errs []error
-	if len(p.VPCs) > 0 {
-		if err := writeSysctl(d.ns, "net/bridge/bridge-nf-call-iptables", "1"); err != nil {
-			errs = append(errs, fmt.Errorf("enabling br_netfilter: %w", err))
-		}
-	}
 	want := map[uint32]bool{}
 	for i := range p.VPCs {
 		v := &p.VPCs[i]
@@ -136,7 +131,13 @@ func (d *Dataplane) Apply(p *Plan) (map[string]PortState, error) {
 		}
 	}
 	errs = append(errs, d.removeStale(want))
-	if _, err := d.fw.Apply(p); err != nil {
+	if len(p.VPCs) == 0 {
+		// A host with no VPC keeps no table, and br_netfilter is left as
+		// the operator had it.
+		if err := d.fw.Remove(); err != nil {
+			errs = append(errs, fmt.Errorf("security groups: %w", err))
+		}
+	} else if _, err := d.fw.Apply(p); err != nil {
 		errs = append(errs, fmt.Errorf("security groups: %w", err))
 		for id, s := range states {
 			if s.Ready {
@@ -397,7 +398,7 @@ func (d *Dataplane) router(v *VPC, br netlink.Link, fresh *bool) error {
 			{"net/ipv4/conf/all/rp_filter", "0"},
 			{"net/ipv4/conf/default/rp_filter", "0"},
 		} {
-			if err := writeSysctl(rns, kv[0], kv[1]); err != nil {
+			if _, err := writeSysctl(rns, kv[0], kv[1]); err != nil {
 				return fmt.Errorf("sysctl %s: %w", kv[0], err)
 			}
 		}

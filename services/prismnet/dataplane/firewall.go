@@ -33,11 +33,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +52,6 @@ const (
 	// the same rendered rules changes, so that agents rewrite the table.
 	fwVersion   = "1"
 	fwFPPrefix  = "fp_"
-	fwBridgeNF  = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 	fwChainPre  = "prerouting"
 	fwChainFwd  = "forward"
 	fwEgressPfx = "eg_"
@@ -159,45 +155,11 @@ func fwCurrentFingerprint(c *nftables.Conn) (string, error) {
 // switches into ns; if it cannot switch back it is left locked and dies
 // with its goroutine.
 func fwEnableBridgeNF(ns netns.NsHandle) (changed bool, err error) {
-	type result struct {
-		changed bool
-		err     error
+	changed, err = writeSysctl(ns, "net/bridge/bridge-nf-call-iptables", "1")
+	if err != nil {
+		return changed, fmt.Errorf("firewall: enable bridge-nf-call-iptables: %w", err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("firewall: current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("firewall: enter netns: %w", err)}
-			return
-		}
-		var r result
-		old, err := os.ReadFile(fwBridgeNF)
-		switch {
-		case err != nil:
-			r.err = fmt.Errorf("firewall: br_netfilter is not available: %w", err)
-		case strings.TrimSpace(string(old)) != "1":
-			r.changed = true
-			if err := os.WriteFile(fwBridgeNF, []byte("1\n"), 0o644); err != nil {
-				r.err = fmt.Errorf("firewall: enable bridge-nf-call-iptables: %w", err)
-			}
-		}
-		if err := netns.Set(orig); err != nil {
-			done <- result{changed: r.changed, err: errors.Join(r.err, fmt.Errorf("firewall: leave netns: %w", err))}
-			return // the thread stays locked and exits with the goroutine
-		}
-		runtime.UnlockOSThread()
-		done <- r
-	}()
-	r := <-done
-	return r.changed, r.err
+	return changed, nil
 }
 
 // fwDir is the direction of a port's chain.

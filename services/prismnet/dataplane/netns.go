@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netns"
 )
@@ -58,16 +59,22 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 }
 
 // writeSysctl sets a /proc/sys value inside ns (net.* values are per
-// namespace: the kernel picks the opening thread's).
-func writeSysctl(ns netns.NsHandle, key, value string) error {
-	return inNS(ns, func() error {
+// namespace: the kernel picks the opening thread's), and reports whether
+// it was different.
+func writeSysctl(ns netns.NsHandle, key, value string) (changed bool, err error) {
+	err = inNS(ns, func() error {
 		p := filepath.Join("/proc/sys", filepath.FromSlash(key))
 		cur, err := os.ReadFile(p)
-		if err == nil && string(cur) == value+"\n" {
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(cur)) == value {
 			return nil
 		}
+		changed = true
 		return os.WriteFile(p, []byte(value), 0o644)
 	})
+	return changed, err
 }
 
 // namedNSes lists the named namespaces whose names start with prefix.
