@@ -33,12 +33,14 @@ e2e:
 
 ## bench: ChainFire against stock etcd; IAM token checks against raw ed25519
 ## and authenticated against loopback-trust HTTP; CreditService reserve+commit
-## against a PostgreSQL ledger (results: bench/RESULTS.md)
+## against a PostgreSQL ledger; PrismNET port creations, and TCP across VXLAN
+## against a plain veth (root; results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
 	$(GO) run ./bench/iam
 	$(GO) run ./bench/creditservice
+	$(GO) run ./bench/prismnet
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)
@@ -56,9 +58,10 @@ fuzz:
 	for f in FuzzReserve FuzzCommit FuzzTopUp FuzzCreateWallet FuzzQuotaUsage; do \
 	  $(GO) test ./services/creditservice -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
-	for f in FuzzCreateVPC FuzzCreateSubnet FuzzCreatePort FuzzSecurityGroupRule; do \
+	for f in FuzzCreateVPC FuzzCreateSubnet FuzzCreatePort FuzzSecurityGroupRule FuzzBindPort; do \
 	  $(GO) test ./services/prismnet -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
+	$(GO) test ./services/prismnet/dhcp -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

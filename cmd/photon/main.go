@@ -234,6 +234,7 @@ func agentFlags(fs *flag.FlagSet, cfg *agent.Config) {
 	fs.StringVar(&cfg.Node, "node-name", "", "this host's name in port bindings (default: the hostname)")
 	fs.StringVar(&cfg.VTEP, "vtep-ip", "", "underlay IPv4 address other nodes reach this one's VXLAN at (default: the first global address)")
 	fs.StringVar(&cfg.NetNS, "node-netns", "", "network namespace path to program instead of this process's (several nodes on one machine)")
+	fs.IntVar(&cfg.MTU, "vpc-mtu", 0, "MTU of every VPC's devices and instances (default: the underlay device's MTU less 50, at most 1500)")
 	fs.DurationVar(&cfg.Resync, "resync", 5*time.Second, "how often the agent reconciles without a change to react to")
 }
 

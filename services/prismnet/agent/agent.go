@@ -33,6 +33,10 @@ type Config struct {
 	VTEP string
 	// NetNS is the node's network namespace path ("" = this process's).
 	NetNS string
+	// MTU is the VPCs' MTU, handed to instances (default: the VTEP's
+	// device's MTU less VXLAN's 50 bytes, at most 1500; 1450 on loopback).
+	// Every node must end up with the same.
+	MTU int
 	// Resync is how often the agent reconciles without being told to.
 	Resync time.Duration
 	// Version is published with the node's record.
@@ -85,10 +89,15 @@ func New(cfg Config, cli *clientv3.Client) (*Agent, error) {
 	a := &Agent{cfg: cfg, cli: cli, kick: make(chan struct{}, 1),
 		log: slog.Default().With("service", "prismnet-agent", "node", cfg.Node)}
 	var err error
-	if a.vtep, err = resolveVTEP(cfg); err != nil {
+	var underlay int
+	if a.vtep, underlay, err = resolveVTEP(cfg); err != nil {
 		return nil, err
 	}
-	a.dp, err = dataplane.New(dataplane.Config{NetNS: cfg.NetNS, RouterNSPrefix: "pn-" + cfg.Node + "-", VTEP: a.vtep, Log: a.log})
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = min(underlay-dataplane.VXLANHeader, dataplane.MaxMTU)
+	}
+	a.dp, err = dataplane.New(dataplane.Config{NetNS: cfg.NetNS, RouterNSPrefix: "pn-" + cfg.Node + "-", VTEP: a.vtep, MTU: mtu, Log: a.log})
 	if err != nil {
 		return nil, err
 	}
@@ -96,30 +105,33 @@ func New(cfg Config, cli *clientv3.Client) (*Agent, error) {
 }
 
 // resolveVTEP is the configured VTEP, or the first global IPv4 address of
-// the node's namespace that is not one of the data plane's devices.
-func resolveVTEP(cfg Config) (netip.Addr, error) {
+// the node's namespace that is not one of the data plane's devices; with
+// the MTU of the device holding it (1500 for loopback or an address found
+// on no device: VXLAN to other nodes then crosses a 1500-byte network).
+func resolveVTEP(cfg Config) (netip.Addr, int, error) {
+	var want netip.Addr
 	if cfg.VTEP != "" {
 		a, err := netip.ParseAddr(cfg.VTEP)
 		if err != nil || !a.Is4() {
-			return netip.Addr{}, fmt.Errorf("prismnet agent: vtep %q is not an IPv4 address", cfg.VTEP)
+			return netip.Addr{}, 0, fmt.Errorf("prismnet agent: vtep %q is not an IPv4 address", cfg.VTEP)
 		}
-		return a, nil
+		want = a
 	}
 	h := &netlink.Handle{}
 	if cfg.NetNS != "" {
 		ns, err := netns.GetFromPath(cfg.NetNS)
 		if err != nil {
-			return netip.Addr{}, err
+			return netip.Addr{}, 0, err
 		}
 		defer ns.Close()
 		if h, err = netlink.NewHandleAt(ns); err != nil {
-			return netip.Addr{}, err
+			return netip.Addr{}, 0, err
 		}
 		defer h.Close()
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, 0, err
 	}
 	for _, l := range links {
 		if dataplane.ReservedIfName(l.Attrs().Name) || l.Attrs().Flags&net.FlagLoopback != 0 {
@@ -130,12 +142,16 @@ func resolveVTEP(cfg Config) (netip.Addr, error) {
 			continue
 		}
 		for _, ad := range addrs {
-			if a, ok := netip.AddrFromSlice(ad.IP.To4()); ok && a.IsGlobalUnicast() {
-				return a, nil
+			a, ok := netip.AddrFromSlice(ad.IP.To4())
+			if ok && (a == want || !want.IsValid() && a.IsGlobalUnicast()) {
+				return a, l.Attrs().MTU, nil
 			}
 		}
 	}
-	return netip.MustParseAddr("127.0.0.1"), nil
+	if want.IsValid() {
+		return want, 1500, nil
+	}
+	return netip.MustParseAddr("127.0.0.1"), 1500, nil
 }
 
 // Node is this agent's node name.

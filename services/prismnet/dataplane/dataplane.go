@@ -30,7 +30,10 @@ type Config struct {
 	RouterNSPrefix string
 	// VTEP is the node's underlay address, VXLAN's local end.
 	VTEP netip.Addr
-	Log  *slog.Logger
+	// MTU of the VPCs' devices and instances (default MTU): every node of
+	// a cloud must use the same.
+	MTU int
+	Log *slog.Logger
 }
 
 // Dataplane programs one node's kernel. Apply may be called any number of
@@ -68,6 +71,12 @@ func New(cfg Config) (*Dataplane, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = MTU
+	}
+	if cfg.MTU < 576 || cfg.MTU > MaxMTU {
+		return nil, fmt.Errorf("dataplane: mtu %d out of 576 … %d", cfg.MTU, MaxMTU)
 	}
 	path := cfg.NetNS
 	if path == "" {
@@ -206,7 +215,7 @@ func (d *Dataplane) ensureBridge(vni uint32) (netlink.Link, error) {
 		err = netlink.LinkNotFoundError{}
 	}
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: MTU}}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: d.cfg.MTU}}
 		if err := d.h.LinkAdd(br); err != nil {
 			return nil, fmt.Errorf("creating bridge %s: %w", name, err)
 		}
@@ -217,7 +226,18 @@ func (d *Dataplane) ensureBridge(vni uint32) (netlink.Link, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	if err := d.setMTU(d.h, l); err != nil {
+		return nil, err
+	}
 	return l, d.up(l)
+}
+
+// setMTU gives l the VPCs' MTU if it has another.
+func (d *Dataplane) setMTU(h *netlink.Handle, l netlink.Link) error {
+	if l.Attrs().MTU == d.cfg.MTU {
+		return nil
+	}
+	return h.LinkSetMTU(l, d.cfg.MTU)
 }
 
 func (d *Dataplane) up(l netlink.Link) error {
@@ -240,7 +260,7 @@ func (d *Dataplane) ensureVXLAN(vni uint32, br netlink.Link) (netlink.Link, erro
 		}
 	}
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
-		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: MTU}, VxlanId: int(vni),
+		vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: d.cfg.MTU}, VxlanId: int(vni),
 			SrcAddr: net.IP(d.cfg.VTEP.AsSlice()), Port: VXLANPort, Learning: false}
 		if err := d.h.LinkAdd(vx); err != nil {
 			return nil, fmt.Errorf("creating vxlan %s: %w", name, err)
@@ -250,6 +270,9 @@ func (d *Dataplane) ensureVXLAN(vni uint32, br netlink.Link) (netlink.Link, erro
 			return nil, err
 		}
 	} else if err != nil {
+		return nil, err
+	}
+	if err := d.setMTU(d.h, l); err != nil {
 		return nil, err
 	}
 	if err := d.enslave(l, br); err != nil {
@@ -359,7 +382,7 @@ func (d *Dataplane) router(v *VPC, br netlink.Link, fresh *bool) error {
 			_ = d.h.LinkDel(old)
 		}
 		peer := fmt.Sprintf("%s%06x", routerTmpPrefix, v.VNI)
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host, MTU: MTU}, PeerName: peer,
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host, MTU: d.cfg.MTU}, PeerName: peer,
 			PeerHardwareAddr: RouterMAC(v.VNI)}
 		if err := d.h.LinkAdd(veth); err != nil {
 			return fmt.Errorf("creating veth %s: %w", host, err)
@@ -377,7 +400,7 @@ func (d *Dataplane) router(v *VPC, br netlink.Link, fresh *bool) error {
 		if err := rh.LinkSetName(gw, routerIf); err != nil {
 			return err
 		}
-		if err := rh.LinkSetMTU(gw, MTU); err != nil {
+		if err := rh.LinkSetMTU(gw, d.cfg.MTU); err != nil {
 			return err
 		}
 		if gw, err = rh.LinkByName(routerIf); err != nil {
@@ -408,11 +431,17 @@ func (d *Dataplane) router(v *VPC, br netlink.Link, fresh *bool) error {
 			}
 		}
 	}
+	if err := d.setMTU(rh, gw); err != nil {
+		return err
+	}
 	if err := rh.LinkSetUp(gw); err != nil {
 		return err
 	}
 	hostEnd, err := d.h.LinkByName(RouterVethName(v.VNI))
 	if err != nil {
+		return err
+	}
+	if err := d.setMTU(d.h, hostEnd); err != nil {
 		return err
 	}
 	if err := d.enslave(hostEnd, br); err != nil {
@@ -507,7 +536,7 @@ func (d *Dataplane) ensureDHCP(v *VPC) error {
 		if !ok || !s.DHCP {
 			continue
 		}
-		leases = append(leases, dhcp.Lease{MAC: p.MAC, IP: p.IP, Subnet: s.CIDR, Gateway: s.Gateway, DNS: s.DNS, MTU: MTU})
+		leases = append(leases, dhcp.Lease{MAC: p.MAC, IP: p.IP, Subnet: s.CIDR, Gateway: s.Gateway, DNS: s.DNS, MTU: d.cfg.MTU})
 	}
 	srv := d.dhcp[v.VNI]
 	if srv == nil {
@@ -542,8 +571,8 @@ func (d *Dataplane) attach(p Port, br netlink.Link) PortState {
 	if err != nil {
 		return PortState{Reason: err.Error()}
 	}
-	if l.Attrs().MTU > MTU {
-		if err := d.h.LinkSetMTU(l, MTU); err != nil {
+	if l.Attrs().MTU != d.cfg.MTU {
+		if err := d.h.LinkSetMTU(l, d.cfg.MTU); err != nil {
 			return PortState{Reason: "setting mtu of " + p.IfName + ": " + err.Error()}
 		}
 	}

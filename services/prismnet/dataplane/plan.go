@@ -70,9 +70,14 @@ type Rule struct {
 	Remote   []netip.Prefix
 }
 
-// MTU is the MTU of every VPC's devices: a 1500-byte underlay less VXLAN's
-// 50 bytes of headers. DHCP hands it to instances.
-const MTU = 1450
+// MTU is the default MTU of every VPC's devices: a 1500-byte underlay less
+// VXLAN's 50 bytes of headers. DHCP hands it to instances. An underlay with
+// a larger MTU gives instances up to MaxMTU (Config.MTU).
+const (
+	MTU         = 1450
+	MaxMTU      = 1500
+	VXLANHeader = 50
+)
 
 // VXLANPort is the UDP port VXLAN uses between nodes (IANA's).
 const VXLANPort = 4789
