@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -146,6 +147,9 @@ func (s *Service) CreatePort(ctx context.Context, req CreatePortRequest) (Port, 
 		}
 		_, err = state.Commit(ctx, s.st.cli, ops...)
 		if err == nil {
+			if !fixed.IsValid() {
+				s.ipHints.set(sn.ID, u32(ip)+1)
+			}
 			return port, nil
 		}
 		e := apierr.As(err)
@@ -166,7 +170,27 @@ func (s *Service) CreatePort(ctx context.Context, req CreatePortRequest) (Port, 
 
 // freeIP is the lowest address of the subnet (first, last) that is neither
 // its network, broadcast or gateway address nor taken; SUBNET_FULL if none.
+// It starts from the replica's hint (below it every address was taken when
+// last looked) and checks a few addresses one by one; only when those are
+// all taken does it read every taken address of the subnet. A hint that is
+// stale because another replica freed an address below it costs nothing
+// but that address's reuse order: the port's transaction, not the hint,
+// guarantees that no address is handed out twice.
 func (s *Service) freeIP(ctx context.Context, subnet string, first, last uint32, gw netip.Addr) (netip.Addr, error) {
+	if v, ok := s.ipHints.get(subnet); ok {
+		for tries := 0; tries < hintProbes && v > first && v < last; tries, v = tries+1, v+1 {
+			if v == u32(gw) {
+				continue
+			}
+			resp, err := s.st.cli.Get(ctx, s.st.ipam.Key(subnet+"/"+addr(v).String()), clientv3.WithCountOnly(), clientv3.WithSerializable())
+			if err != nil {
+				return netip.Addr{}, state.FromEtcd(err)
+			}
+			if resp.Count == 0 {
+				return addr(v), nil
+			}
+		}
+	}
 	pfx := s.st.ipam.Key(subnet + "/")
 	resp, err := s.st.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
@@ -181,6 +205,7 @@ func (s *Service) freeIP(ctx context.Context, subnet string, first, last uint32,
 	}
 	for v := first + 1; v < last; v++ {
 		if !taken[v] {
+			s.ipHints.set(subnet, v)
 			return addr(v), nil
 		}
 	}
@@ -251,5 +276,46 @@ func (s *Service) DeletePort(ctx context.Context, id, org, project string) error
 	if c := apierr.CodeOf(err); c == apierr.CodeNotFound || c == apierr.CodeConflict {
 		return apierr.NotFound("port", id) // deleted concurrently
 	}
+	if err == nil {
+		if a, perr := netip.ParseAddr(p.IP); perr == nil {
+			s.ipHints.lower(p.SubnetID, u32(a))
+		}
+	}
 	return err
+}
+
+// hintProbes is how many addresses from the hint freeIP checks one by one
+// before it reads the whole subnet.
+const hintProbes = 8
+
+// ipHints is, per subnet, the lowest address that may be free as far as
+// this replica knows.
+type ipHints struct {
+	mu sync.Mutex
+	m  map[string]uint32
+}
+
+func (h *ipHints) get(subnet string) (uint32, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.m[subnet]
+	return v, ok
+}
+
+func (h *ipHints) set(subnet string, v uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]uint32{}
+	}
+	h.m[subnet] = v
+}
+
+// lower moves the hint down to a freed address.
+func (h *ipHints) lower(subnet string, v uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.m[subnet]; ok && v < cur {
+		h.m[subnet] = v
+	}
 }

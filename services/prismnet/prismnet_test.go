@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/photoncloud/photon/internal/apierr"
+	"github.com/photoncloud/photon/internal/testutil"
 	"github.com/photoncloud/photon/services/prismnet"
 )
 
@@ -333,6 +334,30 @@ func TestFixedIP(t *testing.T) {
 	}
 	ok[prismnet.Deleted](t, e.do(t, req{method: "DELETE", path: "/api/v1/ports/" + p.ID}), http.StatusOK)
 	e.port(t, s.ID, map[string]any{"ip": "10.0.5.10"})
+}
+
+// TestLowestFreeAddress: the allocator hands out the lowest free address,
+// also one freed by a delete, and never one a fixed port or another
+// replica took behind its back (ChainFire, not its hint, decides).
+func TestLowestFreeAddress(t *testing.T) {
+	e := startPN(t)
+	v := e.vpc(t, "org-1", "proj-1", "10.0.0.0/16")
+	s := e.subnet(t, v.ID, "10.0.7.0/24")
+	var ports []prismnet.Port
+	for range 5 {
+		ports = append(ports, e.port(t, s.ID, nil)) // .2 … .6
+	}
+	ok[prismnet.Deleted](t, e.do(t, req{method: "DELETE", path: "/api/v1/ports/" + ports[1].ID}), http.StatusOK) // frees .3
+	if got := e.port(t, s.ID, nil).IP; got != "10.0.7.3" {
+		t.Fatalf("after freeing .3: got %s", got)
+	}
+	e.port(t, s.ID, map[string]any{"ip": "10.0.7.7"})
+	// An address taken without this replica knowing (as another replica
+	// would): its IPAM key written straight into ChainFire.
+	testutil.PutJSON(t, e.etcd, pnPrefix+"ipam/"+s.ID+"/10.0.7.8", map[string]string{"id": "port-elsewhere"})
+	if got := e.port(t, s.ID, nil).IP; got != "10.0.7.9" {
+		t.Fatalf("after .7 (fixed) and .8 (elsewhere): got %s", got)
+	}
 }
 
 // TestTenancy: a project's member sees its own networks and nothing of

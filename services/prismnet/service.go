@@ -49,11 +49,12 @@ const (
 // Service is PrismNET's domain logic. Every method authorizes the caller in
 // ctx (internal/auth) before it reads or changes anything.
 type Service struct {
-	cfg   Config
-	st    *store
-	now   func() time.Time
-	log   *slog.Logger
-	locks keylock.Set // one replica's changes to a VPC or subnet queue here
+	cfg     Config
+	st      *store
+	now     func() time.Time
+	log     *slog.Logger
+	locks   keylock.Set // one replica's changes to a VPC or subnet queue here
+	ipHints ipHints     // where each subnet's next free address search starts
 
 	// dataplane reports the node agent's state for /health; nil while
 	// no agent runs in this process.
