@@ -106,7 +106,8 @@ func ReportPortStatus(ctx context.Context, cli *clientv3.Client, p Port, host, s
 		return err
 	}
 	cur := it.Value
-	if cur.Binding == nil || p.Binding == nil || cur.Binding.Host != host || cur.Binding.IfName != p.Binding.IfName {
+	if cur.Binding == nil || p.Binding == nil || cur.Binding.Host != host || cur.Binding.IfName != p.Binding.IfName ||
+		cur.Binding.InterfaceType != p.Binding.InterfaceType {
 		return nil
 	}
 	if cur.Status == status && cur.StatusReason == reason {

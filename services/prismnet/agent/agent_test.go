@@ -282,3 +282,50 @@ func TestStaleRemoved(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A port cannot send as another: not with another address, not with
+// another MAC, and not over IPv6 (which the security groups do not filter).
+func TestSpoofingDropped(t *testing.T) {
+	l := newLab(t)
+	h := l.host("h1")
+	l.startAgent(h, "")
+	vpc := l.vpc("project-a", "10.90.0.0/16")
+	s := l.subnet(vpc.ID, "10.90.1.0/24")
+	// Open to icmp from anywhere, so that only the guard stops a forged
+	// source address.
+	sg := must[prismnet.SecurityGroup](l, 201, "POST", "/api/v1/security-groups",
+		map[string]any{"name": "open", "org_id": "org-lab", "project_id": "project-a"})
+	for _, dir := range []string{"ingress", "egress"} {
+		must[prismnet.Rule](l, 201, "POST", "/api/v1/security-groups/"+sg.ID+"/rules", map[string]any{"direction": dir, "protocol": "any"})
+	}
+	a, b := l.port(s.ID, sg.ID), l.port(s.ID, sg.ID)
+	ia := l.instance("a", h, "tap-a", a, a.IP+"/24", s.GatewayIP)
+	ib := l.instance("b", h, "tap-b", b, b.IP+"/24", s.GatewayIP)
+	l.bind(a, h, "tap-a")
+	l.bind(b, h, "tap-b")
+	l.waitStatus(a, prismnet.PortActive)
+	l.waitStatus(b, prismnet.PortActive)
+	l.wantPing(ia, b.IP, true)
+
+	// Another address of the subnet, not a's.
+	l.run("ip", "-n", ia, "addr", "add", "10.90.1.200/24", "dev", "eth0")
+	if _, err := l.in(ia, "busybox", "ping", "-c", "1", "-W", "1", "-I", "10.90.1.200", b.IP); err == nil {
+		t.Error("a reached b with a forged source address")
+	}
+	l.run("ip", "-n", ia, "addr", "del", "10.90.1.200/24", "dev", "eth0")
+	l.wantPing(ia, b.IP, true)
+
+	// Another MAC.
+	l.run("ip", "-n", ia, "link", "set", "eth0", "address", "fa:16:3e:00:00:99")
+	l.run("ip", "-n", ia, "neigh", "flush", "all")
+	l.wantPing(ia, b.IP, false)
+	l.run("ip", "-n", ia, "link", "set", "eth0", "address", a.MACAddress)
+	l.wantPing(ia, b.IP, true)
+
+	// IPv6 between the instances.
+	l.run("ip", "-n", ia, "addr", "add", "fd00:90::1/64", "dev", "eth0", "nodad")
+	l.run("ip", "-n", ib, "addr", "add", "fd00:90::2/64", "dev", "eth0", "nodad")
+	if _, err := l.in(ia, "busybox", "ping", "-6", "-c", "1", "-W", "1", "fd00:90::2"); err == nil {
+		t.Error("IPv6 passed between ports")
+	}
+}

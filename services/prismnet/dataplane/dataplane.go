@@ -44,6 +44,7 @@ type Dataplane struct {
 	ns   netns.NsHandle
 	h    *netlink.Handle
 	fw   *firewall
+	l2   *guard
 	log  *slog.Logger
 	mu   sync.Mutex
 	dhcp map[uint32]*dhcpServer // by VNI
@@ -91,7 +92,7 @@ func New(cfg Config) (*Dataplane, error) {
 		ns.Close()
 		return nil, fmt.Errorf("dataplane: netlink in %s: %w", path, err)
 	}
-	return &Dataplane{cfg: cfg, ns: ns, h: h, fw: newFirewall(ns), log: cfg.Log, dhcp: map[uint32]*dhcpServer{}}, nil
+	return &Dataplane{cfg: cfg, ns: ns, h: h, fw: newFirewall(ns), l2: newGuard(ns), log: cfg.Log, dhcp: map[uint32]*dhcpServer{}}, nil
 }
 
 // Close stops the DHCP servers and releases the namespace; the kernel's
@@ -110,7 +111,7 @@ func (d *Dataplane) Close() error {
 // Teardown removes everything the data plane made on this node.
 func (d *Dataplane) Teardown() error {
 	_, err := d.Apply(&Plan{})
-	return errors.Join(err, d.fw.Remove())
+	return err
 }
 
 // RouterNS is the name of the VPC's router namespace on this node.
@@ -143,10 +144,14 @@ func (d *Dataplane) Apply(p *Plan) (map[string]PortState, error) {
 	if len(p.VPCs) == 0 {
 		// A host with no VPC keeps no table, and br_netfilter is left as
 		// the operator had it.
-		if err := d.fw.Remove(); err != nil {
+		if err := errors.Join(d.fw.Remove(), d.l2.Remove()); err != nil {
 			errs = append(errs, fmt.Errorf("security groups: %w", err))
 		}
-	} else if _, err := d.fw.Apply(p); err != nil {
+		return states, errors.Join(errs...)
+	}
+	_, fwErr := d.fw.Apply(p)
+	_, l2Err := d.l2.Apply(p)
+	if err := errors.Join(fwErr, l2Err); err != nil {
 		errs = append(errs, fmt.Errorf("security groups: %w", err))
 		for id, s := range states {
 			if s.Ready {

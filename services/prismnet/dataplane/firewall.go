@@ -88,7 +88,7 @@ func (f *firewall) Apply(p *Plan) (changed bool, err error) {
 		return changed, fmt.Errorf("firewall: nftables: %w", err)
 	}
 	fp := spec.fingerprint()
-	cur, err := fwCurrentFingerprint(c)
+	cur, err := fwCurrentFingerprint(c, fwTable())
 	if err != nil {
 		return changed, err
 	}
@@ -133,14 +133,14 @@ func fwTable() *nftables.Table {
 
 // fwCurrentFingerprint returns the fingerprint the table holds, or "" if
 // there is no table or it holds no single fingerprint.
-func fwCurrentFingerprint(c *nftables.Conn) (string, error) {
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+func fwCurrentFingerprint(c *nftables.Conn, t *nftables.Table) (string, error) {
+	chains, err := c.ListChainsOfTableFamily(t.Family)
 	if err != nil {
 		return "", fmt.Errorf("firewall: list chains: %w", err)
 	}
 	var fp []string
 	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == fwTableName && strings.HasPrefix(ch.Name, fwFPPrefix) {
+		if ch.Table != nil && ch.Table.Name == t.Name && strings.HasPrefix(ch.Name, fwFPPrefix) {
 			fp = append(fp, ch.Name)
 		}
 	}
