@@ -220,44 +220,7 @@ func namedTarget(org, project string) (policy.Target, error) {
 	return target(org, project), nil
 }
 
-// owned is what every resource answers: its org, project and id.
-type owned interface {
-	owner() (org, project, id string)
-}
-
-// listScoped lists c's items within t (a project's range when t names
-// one, else everything filtered by t's org), keeping those keep accepts, up
-// to limit, continuing after pageToken.
-func listScoped[T owned](ctx context.Context, c *state.Collection[T], t policy.Target, limit int, pageToken string, keep func(T) bool) ([]T, string, error) {
-	idPrefix := ""
-	if t.ProjectID != "" {
-		idPrefix = t.ProjectID + "/"
-	}
-	out := []T{}
-	token := pageToken
-	// Filters may skip items: keep reading pages until limit are found or
-	// the list ends (bounded, so that a sparse filter cannot make one
-	// request read everything).
-	for pages := 0; pages < 20; pages++ {
-		page, err := c.List(ctx, idPrefix, limit, token)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, it := range page.Items {
-			org, _, _ := it.Value.owner()
-			if (t.OrgID == "" || org == t.OrgID) && (keep == nil || keep(it.Value)) {
-				out = append(out, it.Value)
-			}
-		}
-		token = page.NextPageToken
-		if token == "" || len(out) >= limit {
-			break
-		}
-	}
-	if len(out) > limit {
-		out = out[:limit]
-		_, project, id := out[limit-1].owner()
-		token = state.EncodePageToken(c.Key(project+"/"+id) + "\x00")
-	}
-	return out, token, nil
+// listScoped is state.ListScoped for the target t.
+func listScoped[T state.Owned](ctx context.Context, c *state.Collection[T], t policy.Target, limit int, pageToken string, keep func(T) bool) ([]T, string, error) {
+	return state.ListScoped(ctx, c, t.OrgID, t.ProjectID, limit, pageToken, keep)
 }

@@ -218,7 +218,9 @@ type Deleted struct {
 	Deleted bool   `json:"deleted"`
 }
 
-func (v VPC) owner() (string, string, string)           { return v.OrgID, v.ProjectID, v.ID }
-func (s Subnet) owner() (string, string, string)        { return s.OrgID, s.ProjectID, s.ID }
-func (p Port) owner() (string, string, string)          { return p.OrgID, p.ProjectID, p.ID }
-func (g SecurityGroup) owner() (string, string, string) { return g.OrgID, g.ProjectID, g.ID }
+// Owner is the org, project and id of a resource (state.Owned: the lists
+// scope by them).
+func (v VPC) Owner() (string, string, string)           { return v.OrgID, v.ProjectID, v.ID }
+func (s Subnet) Owner() (string, string, string)        { return s.OrgID, s.ProjectID, s.ID }
+func (p Port) Owner() (string, string, string)          { return p.OrgID, p.ProjectID, p.ID }
+func (g SecurityGroup) Owner() (string, string, string) { return g.OrgID, g.ProjectID, g.ID }

@@ -122,7 +122,7 @@ func (s *Service) ListVPCs(ctx context.Context, org, project string, limit int, 
 	return out, nil
 }
 
-func (r vpcRecord) owner() (string, string, string) { return r.OrgID, r.ProjectID, r.ID }
+func (r vpcRecord) Owner() (string, string, string) { return r.OrgID, r.ProjectID, r.ID }
 
 // DeleteVPC deletes a VPC that has no subnets left (FAILED_PRECONDITION
 // otherwise, checked in the delete's own transaction).
