@@ -11,6 +11,8 @@ declare -A need=(
   [ip]=iproute2             # the seed replay runs in a network namespace
   [busybox]=busybox         # PrismNET's data-plane tests: udhcpc, ping and nc inside instance namespaces
   [nft]=nftables            # PrismNET's data-plane tests read the ruleset the agent wrote
+  [qemu-system-x86_64]=qemu-system-x86 # PlasmaVMC runs its VMs on QEMU (TCG here)
+  [qemu-img]=qemu-utils     # PlasmaVMC's disks are qcow2 overlays
 )
 if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against

@@ -24,6 +24,7 @@ import (
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 	"github.com/photoncloud/photon/services/prismnet/agent"
 )
 
@@ -142,6 +143,9 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
 	fs.StringVar(&cfg.CreditService.HTTPAddr, "creditservice-http-addr", "127.0.0.1:8086", "CreditService REST listen address")
 	fs.StringVar(&cfg.PrismNET.HTTPAddr, "prismnet-http-addr", "127.0.0.1:8087", "PrismNET REST listen address")
+	fs.StringVar(&cfg.PlasmaVMC.HTTPAddr, "plasmavmc-http-addr", "127.0.0.1:8084", "PlasmaVMC REST listen address")
+	fs.StringVar(&cfg.Hypervisor, "hypervisor", "auto", "run PlasmaVMC's node agent, which runs the VMs: auto (when QEMU is installed), on or off")
+	hypervisorFlags(fs, &cfg.HypervisorConfig)
 	fs.StringVar(&cfg.Dataplane, "prismnet-dataplane", "auto", "run PrismNET's node agent: auto (when root), on or off")
 	agentFlags(fs, &cfg.Agent)
 	fs.StringVar(&cfg.CreditService.Currency, "currency", "JPY", "the currency new wallets count in (ISO 4217)")
@@ -158,6 +162,8 @@ func up(args []string, stdout, stderr io.Writer) error {
 	cfg.IAM.RequestTimeout = cfg.ChainFire.RequestTimeout
 	cfg.CreditService.RequestTimeout = cfg.ChainFire.RequestTimeout
 	cfg.PrismNET.RequestTimeout = cfg.ChainFire.RequestTimeout
+	cfg.PlasmaVMC.RequestTimeout = cfg.ChainFire.RequestTimeout
+	cfg.HypervisorConfig.Node = cfg.Agent.Node
 	stack, err := platform.New(cfg)
 	if err != nil {
 		return err
@@ -226,6 +232,17 @@ func serveIAM(args []string, stdout, stderr io.Writer) error {
 	return runUntilSignal(replica, func() {
 		fmt.Fprintf(stdout, "IAM: REST http://%s  ChainFire %s  auth %s mode\n", replica.HTTPAddr(), strings.Join(eps, ","), replica.Mode())
 	})
+}
+
+// hypervisorFlags are PlasmaVMC's node agent's flags.
+func hypervisorFlags(fs *flag.FlagSet, cfg *hypervisor.Config) {
+	fs.StringVar(&cfg.QEMU, "qemu", "qemu-system-x86_64", "the QEMU binary")
+	fs.StringVar(&cfg.Accel, "accel", "auto", "auto (KVM where it can run guests, else TCG), kvm or tcg")
+	// One machine runs everything under photon up: the seed's 4-vCPU VM
+	// must fit a 2-core developer machine.
+	fs.Float64Var(&cfg.CPUAllocationRatio, "cpu-allocation-ratio", 4, "vCPUs this node offers per CPU (1: no overcommit)")
+	fs.Float64Var(&cfg.RAMAllocationRatio, "ram-allocation-ratio", 1, "guest memory this node offers per byte of RAM")
+	fs.DurationVar(&cfg.StopGrace, "stop-grace", 30*time.Second, "how long a graceful VM stop (ACPI power-down) may take before it is forced")
 }
 
 // agentFlags are the node agent's flags, shared by `up` and `serve

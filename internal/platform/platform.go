@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/plasmavmc"
+	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 	"github.com/photoncloud/photon/services/prismnet"
 	"github.com/photoncloud/photon/services/prismnet/agent"
 )
@@ -34,6 +37,11 @@ type Config struct {
 	// this process runs PrismNET's node agent, which programs the kernel.
 	Dataplane string
 	Agent     agent.Config
+	PlasmaVMC plasmavmc.Config
+	// Hypervisor is on, off or auto (on when QEMU is installed): whether
+	// this process runs PlasmaVMC's node agent, which runs the VMs.
+	Hypervisor       string
+	HypervisorConfig hypervisor.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -45,6 +53,8 @@ type Stack struct {
 	CreditService *creditservice.Server
 	PrismNET      *prismnet.Server
 	Agent         *agent.Component // nil when the data plane is off
+	PlasmaVMC     *plasmavmc.Server
+	Hypervisor    *hypervisor.Component // nil when this process runs no VMs
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -67,10 +77,12 @@ func New(cfg Config) (*Stack, error) {
 	cfg.IAM.Defaults()
 	cfg.CreditService.Defaults()
 	cfg.PrismNET.Defaults()
+	cfg.PlasmaVMC.Version = buildinfo.Version
+	cfg.PlasmaVMC.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +130,42 @@ func New(cfg Config) (*Stack, error) {
 	default:
 		return nil, fmt.Errorf("dataplane %q: want on, off or auto", cfg.Dataplane)
 	}
+	switch cfg.Hypervisor {
+	case "on", "auto":
+		hc := cfg.HypervisorConfig
+		if hc.QEMU == "" {
+			hc.QEMU = "qemu-system-x86_64"
+		}
+		if _, err := exec.LookPath(hc.QEMU); err != nil {
+			if cfg.Hypervisor == "on" {
+				return nil, fmt.Errorf("plasmavmc hypervisor: %w", err)
+			}
+			break
+		}
+		if hc.DataDir == "" {
+			hc.DataDir = filepath.Join(abs, "plasmavmc", "vms")
+		}
+		hc.Version = buildinfo.Version
+		s.Hypervisor = hypervisor.NewComponent(hc, cf.Client)
+	case "off", "":
+	default:
+		return nil, fmt.Errorf("hypervisor %q: want on, off or auto", cfg.Hypervisor)
+	}
+	var console plasmavmc.ConsoleReader
+	if s.Hypervisor != nil {
+		console = s.Hypervisor.Console
+	}
+	vmc, err := plasmavmc.New(cfg.PlasmaVMC, func() plasmavmc.Deps {
+		return plasmavmc.Deps{Client: cf.Client(), Auth: cf.Auth(), Console: console}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plasmavmc: %w", err)
+	}
+	s.PlasmaVMC = vmc
+	s.group.Add(vmc)
+	if s.Hypervisor != nil {
+		s.group.Add(s.Hypervisor)
+	}
 	return s, nil
 }
 
@@ -141,8 +189,18 @@ func (s *Stack) Endpoints() []Endpoint {
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
+		{"PlasmaVMC", "http://" + s.PlasmaVMC.HTTPAddr(), "-", "virtual machines on QEMU; " + s.hypervisor()},
 		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups; data plane " + s.dataplane()},
 	}
+}
+
+// hypervisor says whether this process runs VMs, and as which node.
+func (s *Stack) hypervisor() string {
+	if s.Hypervisor == nil || s.Hypervisor.Agent() == nil {
+		return "no hypervisor in this process"
+	}
+	n := s.Hypervisor.Agent().Node()
+	return fmt.Sprintf("node %s (%s, %d vCPUs, %d MiB)", n.Name, n.Accel, n.VCPUs, n.MemoryMiB)
 }
 
 // dataplane says whether this process programs the kernel, and as which

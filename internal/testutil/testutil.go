@@ -25,6 +25,7 @@ import (
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/plasmavmc"
 	"github.com/photoncloud/photon/services/prismnet"
 )
 
@@ -139,7 +140,8 @@ func StackConfig(t testing.TB, dir string) platform.Config {
 		dir = t.TempDir()
 	}
 	return platform.Config{DataDir: dir, ChainFire: ChainFireConfig(t), IAM: iam.Config{HTTPAddr: FreeAddr(t)},
-		CreditService: creditservice.Config{HTTPAddr: FreeAddr(t)}, PrismNET: prismnet.Config{HTTPAddr: FreeAddr(t)}}
+		CreditService: creditservice.Config{HTTPAddr: FreeAddr(t)}, PrismNET: prismnet.Config{HTTPAddr: FreeAddr(t)},
+		PlasmaVMC: plasmavmc.Config{HTTPAddr: FreeAddr(t)}}
 }
 
 // StartStack starts the whole `photon up` stack in-process on free ports in

@@ -32,6 +32,7 @@ type upStack struct {
 	iamAddr                    string // where the test reaches IAM
 	csAddr                     string // --creditservice-http-addr
 	pnAddr                     string // --prismnet-http-addr
+	vmAddr                     string // --plasmavmc-http-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -50,6 +51,7 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		iamAddr:  testutil.FreeAddr(t),
 		csAddr:   testutil.FreeAddr(t),
 		pnAddr:   testutil.FreeAddr(t),
+		vmAddr:   testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -82,6 +84,8 @@ func (s *upStack) start(t *testing.T) {
 		"--iam-http-addr", s.iamListen,
 		"--creditservice-http-addr", s.csAddr,
 		"--prismnet-http-addr", s.pnAddr,
+		"--plasmavmc-http-addr", s.vmAddr,
+		"--hypervisor", "off",
 		// The data plane would program this machine's own namespace;
 		// the tests that want it say so (a later flag wins).
 		"--prismnet-dataplane", "off",

@@ -21,7 +21,8 @@ import (
 func startUpOnEnv(t *testing.T, dataDir string, env []string) (*upProcess, string) {
 	t.Helper()
 	cmd := exec.Command(testutil.PhotonBinary(t), "up")
-	cmd.Env = append(os.Environ(), append(env, "PHOTON_DATA_DIR="+dataDir)...)
+	// No node agents: they would program and run things on this machine.
+	cmd.Env = append(os.Environ(), append(env, "PHOTON_DATA_DIR="+dataDir, "PHOTON_HYPERVISOR=off", "PHOTON_PRISMNET_DATAPLANE=off")...)
 	base := ""
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PHOTON_CHAINFIRE_HTTP_ADDR="); ok {
@@ -48,6 +49,10 @@ func TestShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		"PHOTON_CHAINFIRE_HTTP_ADDR=" + testutil.FreeAddr(t),
 		"PHOTON_CHAINFIRE_GRPC_ADDR=" + testutil.FreeAddr(t),
 		"PHOTON_CHAINFIRE_PEER_ADDR=" + testutil.FreeAddr(t),
+		"PHOTON_IAM_HTTP_ADDR=" + testutil.FreeAddr(t),
+		"PHOTON_CREDITSERVICE_HTTP_ADDR=" + testutil.FreeAddr(t),
+		"PHOTON_PRISMNET_HTTP_ADDR=" + testutil.FreeAddr(t),
+		"PHOTON_PLASMAVMC_HTTP_ADDR=" + testutil.FreeAddr(t),
 	}
 	p, base := startUpOnEnv(t, dataDir, env)
 

@@ -1,0 +1,53 @@
+package plasmavmc
+
+import (
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/photoncloud/photon/internal/state"
+)
+
+// The keyspace. VMs are stored under their project, so that a project's
+// list is one range read; owners maps a VM id to its project; nodes hold
+// each hypervisor's capacity (on its agent's lease) and allocs what is
+// placed on it, changed in the same transaction as the VMs it counts, so
+// that two creates can never both take the last room on a node.
+const (
+	prefix       = "/photon/plasmavmc/"
+	vmsPrefix    = prefix + "vms/"    // <project>/<vm>
+	ownersPrefix = prefix + "owners/" // <vm> → project
+	nodesPrefix  = prefix + "nodes/"  // <node> → Node, on its agent's lease
+	allocPrefix  = prefix + "alloc/"  // <node> → what its VMs take
+)
+
+// KeyPrefix is where all of PlasmaVMC's state lives.
+const KeyPrefix = prefix
+
+type owner struct {
+	OrgID     string `json:"org_id"`
+	ProjectID string `json:"project_id"`
+}
+
+// alloc is what a node's VMs take of it.
+type alloc struct {
+	VCPUs     int `json:"vcpus"`
+	MemoryMiB int `json:"memory_mib"`
+	VMs       int `json:"vms"`
+}
+
+type store struct {
+	cli    *clientv3.Client
+	vms    *state.Collection[VM]
+	owners *state.Collection[owner]
+	nodes  *state.Collection[Node]
+	allocs *state.Collection[alloc]
+}
+
+func newStore(cli *clientv3.Client) *store {
+	return &store{
+		cli:    cli,
+		vms:    state.NewCollection[VM](cli, vmsPrefix, "vm"),
+		owners: state.NewCollection[owner](cli, ownersPrefix, "vm"),
+		nodes:  state.NewCollection[Node](cli, nodesPrefix, "node"),
+		allocs: state.NewCollection[alloc](cli, allocPrefix, "node allocation"),
+	}
+}

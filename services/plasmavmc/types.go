@@ -1,0 +1,107 @@
+package plasmavmc
+
+import "time"
+
+// VM states, as the seed spells them. A VM is Creating until its node has
+// prepared it, then Stopped; start makes it Starting until QEMU runs the
+// guest (Running); stop makes it Stopping until QEMU is gone (Stopped).
+// Deleting lasts until the node has removed its process and disks; Failed
+// carries the reason in last_error.
+const (
+	StateCreating = "Creating"
+	StateStopped  = "Stopped"
+	StateStarting = "Starting"
+	StateRunning  = "Running"
+	StateStopping = "Stopping"
+	StateDeleting = "Deleting"
+	StateFailed   = "Failed"
+)
+
+// Power is what the VM's owner last asked for; the node makes it so.
+const (
+	PowerOn  = "on"
+	PowerOff = "off"
+)
+
+// VM is a virtual machine: what was asked (spec), what its owner wants now
+// (desired power, reboot and stop requests), and what its node last saw.
+type VM struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	OrgID     string `json:"org_id"`
+	ProjectID string `json:"project_id"`
+	State     string `json:"state"`
+	// cpus and memory_mb are the seed's names for vcpus and memory_mib.
+	CPUs       int    `json:"cpus"`
+	MemoryMB   int    `json:"memory_mb"`
+	VCPUs      int    `json:"vcpus"`
+	MemoryMiB  int    `json:"memory_mib"`
+	Hypervisor string `json:"hypervisor"`
+	// Accel is what QEMU runs the guest with on its node: kvm, or tcg
+	// where KVM cannot run guests.
+	Accel      string     `json:"accel,omitempty"`
+	ImageID    string     `json:"image_id,omitempty"`
+	DiskSizeGB int        `json:"disk_size_gb,omitempty"`
+	Node       string     `json:"node"`
+	PID        int        `json:"pid,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+
+	// The owner's requests, for the node to carry out.
+	Power       string `json:"power"`
+	ForceStop   bool   `json:"force_stop,omitempty"`
+	RebootSeq   int    `json:"reboot_seq,omitempty"`
+	RebootsDone int    `json:"reboots_done,omitempty"`
+	Deleting    bool   `json:"deleting,omitempty"`
+}
+
+// CreateVMRequest is the body of POST /api/v1/vms.
+type CreateVMRequest struct {
+	Name       string `json:"name"`
+	OrgID      string `json:"org_id"`
+	ProjectID  string `json:"project_id"`
+	VCPUs      int    `json:"vcpus"`
+	MemoryMiB  int    `json:"memory_mib"`
+	Hypervisor string `json:"hypervisor"`
+	ImageID    string `json:"image_id"`
+	DiskSizeGB int    `json:"disk_size_gb"`
+}
+
+// StopRequest is the body of POST /api/v1/vms/{id}/stop.
+type StopRequest struct {
+	Force bool `json:"force"`
+}
+
+// VMList is a page of VMs.
+type VMList struct {
+	VMs           []VM   `json:"vms"`
+	NextPageToken string `json:"next_page_token,omitempty"`
+}
+
+// Console is the tail of a VM's serial console.
+type Console struct {
+	ID     string `json:"id"`
+	Output string `json:"output"`
+	Bytes  int    `json:"bytes"`
+}
+
+// Deleted answers a delete.
+type Deleted struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+// Node is a hypervisor host as its agent registers it: what it can hold.
+type Node struct {
+	Name      string    `json:"name"`
+	VCPUs     int       `json:"vcpus"`
+	MemoryMiB int       `json:"memory_mib"`
+	Accel     string    `json:"accel"`
+	MaxVCPUs  int       `json:"max_vcpus_per_vm"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Owner is the VM's org, project and id (state.Owned: lists scope by them).
+func (v VM) Owner() (string, string, string) { return v.OrgID, v.ProjectID, v.ID }

@@ -1,0 +1,276 @@
+// PlasmaVMC's tests drive a whole in-process stack with a hypervisor agent
+// running real QEMU (TCG) through real HTTP.
+package plasmavmc_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/photoncloud/photon/internal/platform"
+	"github.com/photoncloud/photon/internal/testutil"
+	"github.com/photoncloud/photon/services/plasmavmc"
+)
+
+type vmEnv struct {
+	t    *testing.T
+	st   *platform.Stack
+	base string
+	hc   *http.Client
+	dir  string // the agent's runtime dirs
+}
+
+// startVMs starts a stack whose hypervisor agent runs QEMU; it skips
+// without QEMU.
+func startVMs(t *testing.T) *vmEnv {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (scripts/install-deps.sh installs it)")
+	}
+	cfg := testutil.StackConfig(t, "")
+	cfg.Hypervisor = "on"
+	cfg.HypervisorConfig.Node = fmt.Sprintf("hv-%d", os.Getpid())
+	cfg.HypervisorConfig.DataDir = filepath.Join(cfg.DataDir, "vms")
+	cfg.HypervisorConfig.StopGrace = 2 * time.Second
+	cfg.HypervisorConfig.Resync = 500 * time.Millisecond
+	st := testutil.StartStackWith(t, cfg)
+	e := &vmEnv{t: t, st: st, base: "http://" + st.PlasmaVMC.HTTPAddr(), hc: &http.Client{Timeout: 15 * time.Second},
+		dir: cfg.HypervisorConfig.DataDir}
+	t.Cleanup(e.hc.CloseIdleConnections)
+	// Whatever a failing test leaves running goes.
+	t.Cleanup(func() {
+		out, _ := exec.Command("pgrep", "-f", e.dir).Output()
+		for _, pid := range strings.Fields(string(out)) {
+			_ = exec.Command("kill", "-9", pid).Run()
+		}
+	})
+	return e
+}
+
+// call is one request as the loopback admin: the status and the
+// envelope's data (or error).
+func (e *vmEnv) call(method, path string, body any) (int, json.RawMessage) {
+	e.t.Helper()
+	var rd *bytes.Reader
+	if s, ok := body.(string); ok {
+		rd = bytes.NewReader([]byte(s))
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	r, _ := http.NewRequest(method, e.base+path, rd)
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := e.hc.Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data  json.RawMessage `json:"data"`
+		Error json.RawMessage `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if env.Error != nil {
+		return resp.StatusCode, env.Error
+	}
+	return resp.StatusCode, env.Data
+}
+
+func (e *vmEnv) vm(want int, method, path string, body any) plasmavmc.VM {
+	e.t.Helper()
+	code, data := e.call(method, path, body)
+	if code != want {
+		e.t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, data)
+	}
+	var vm plasmavmc.VM
+	if err := json.Unmarshal(data, &vm); err != nil {
+		e.t.Fatal(err)
+	}
+	return vm
+}
+
+// fails checks an error answer: status, code and the field it names.
+func (e *vmEnv) fails(want int, code, field, method, path string, body any) {
+	e.t.Helper()
+	got, data := e.call(method, path, body)
+	var er struct {
+		Code    string         `json:"code"`
+		Details map[string]any `json:"details"`
+	}
+	_ = json.Unmarshal(data, &er)
+	if got != want || er.Code != code || (field != "" && er.Details["field"] != field) {
+		e.t.Errorf("%s %s %v: %d %s, want %d %s field %q", method, path, body, got, data, want, code, field)
+	}
+}
+
+// waitState polls the VM until its state is want.
+func (e *vmEnv) waitState(id, want string) plasmavmc.VM {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		vm := e.vm(200, "GET", "/api/v1/vms/"+id, nil)
+		if vm.State == want {
+			return vm
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("vm %s: %s (%s), want %s", id, vm.State, vm.LastError, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+
+func create(name string, vcpus, mem int) map[string]any {
+	return map[string]any{"name": name, "org_id": "org-123", "project_id": "proj-456", "vcpus": vcpus, "memory_mib": mem, "hypervisor": "kvm"}
+}
+
+// The lifecycle against real QEMU: create → Stopped; start → Running with a
+// live process (again: no-op); a graceful stop of a guest that does not
+// answer ACPI escalates after the grace; force stops at once; reboot; kill
+// -9 of QEMU → Failed; delete removes the process, the runtime dir and the
+// record.
+func TestLifecycle(t *testing.T) {
+	e := startVMs(t)
+	vm := e.vm(201, "POST", "/api/v1/vms", create("app-server", 1, 128))
+	if vm.State != plasmavmc.StateCreating || vm.CPUs != 1 || vm.MemoryMB != 128 || vm.Node == "" {
+		t.Fatalf("created: %+v", vm)
+	}
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	q := "?org_id=org-123&project_id=proj-456"
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start"+q, nil)
+	run := e.waitState(vm.ID, plasmavmc.StateRunning)
+	if !alive(run.PID) || run.Accel != "tcg" {
+		t.Fatalf("running: pid %d alive=%v accel %q", run.PID, alive(run.PID), run.Accel)
+	}
+	if again := e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil); again.State != plasmavmc.StateRunning || again.PID != run.PID {
+		t.Fatalf("start of a running VM changed it: %+v", again)
+	}
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/reboot", nil)
+
+	began := time.Now()
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop"+q, map[string]any{"force": false})
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	if d := time.Since(began); d < 2*time.Second {
+		t.Errorf("graceful stop of a guest without ACPI took %v, less than the 2 s grace", d)
+	}
+	if alive(run.PID) {
+		t.Fatalf("qemu %d still alive after stop", run.PID)
+	}
+	if again := e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", map[string]any{"force": false}); again.State != plasmavmc.StateStopped {
+		t.Fatalf("stop of a stopped VM: %+v", again)
+	}
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	run = e.waitState(vm.ID, plasmavmc.StateRunning)
+	began = time.Now()
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", `{"force": true}`)
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("a forced stop took %v", d)
+	}
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	run = e.waitState(vm.ID, plasmavmc.StateRunning)
+	if err := syscall.Kill(run.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	failed := e.waitState(vm.ID, plasmavmc.StateFailed)
+	if failed.LastError == "" || failed.PID != 0 {
+		t.Fatalf("failed: %+v", failed)
+	}
+	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms/"+vm.ID+"/reboot", nil)
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	run = e.waitState(vm.ID, plasmavmc.StateRunning)
+	del := e.vm(200, "DELETE", "/api/v1/vms/"+vm.ID+q, nil)
+	if del.State != plasmavmc.StateDeleting {
+		t.Fatalf("delete: %+v", del)
+	}
+	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ := e.call("GET", "/api/v1/vms/"+vm.ID, nil)
+		if code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted VM is still there")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive(run.PID) {
+		t.Errorf("qemu %d alive after delete", run.PID)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, vm.ID)); !os.IsNotExist(err) {
+		t.Errorf("runtime dir after delete: %v", err)
+	}
+}
+
+// Bad input answers the seed's envelope, naming the field.
+func TestCreateValidation(t *testing.T) {
+	e := startVMs(t)
+	long := strings.Repeat("n", 256)
+	for _, c := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{create("", 1, 128), "name"},
+		{create(long, 1, 128), "name"},
+		{create("x", 0, 128), "vcpus"},
+		{create("x", 1, 10), "memory_mib"},
+		{map[string]any{"name": "x", "org_id": "org-123", "project_id": "proj-456", "vcpus": 1, "memory_mib": 128, "hypervisor": "xen"}, "hypervisor"},
+		{map[string]any{"name": "x", "org_id": "org-123", "project_id": "proj-456", "vcpus": 1, "memory_mib": 128, "image_id": "img-nowhere"}, "image_id"},
+		{map[string]any{"name": "x", "org_id": "org-123", "vcpus": 1, "memory_mib": 128}, "project_id"},
+	} {
+		e.fails(400, "VALIDATION_ERROR", c.field, "POST", "/api/v1/vms", c.body)
+	}
+	// More vCPUs than the node gives any VM: 400; more than it has room
+	// for: 409.
+	node := e.st.Hypervisor.Agent().Node()
+	e.fails(400, "VALIDATION_ERROR", "vcpus", "POST", "/api/v1/vms", create("x", node.MaxVCPUs+1, 128))
+	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms", create("x", 1, node.MemoryMiB+1))
+	e.fails(404, "NOT_FOUND", "", "GET", "/api/v1/vms/vm-nowhere", nil)
+}
+
+// Killing the agent leaves QEMU running; a new agent re-attaches and the
+// VM stays Running and controllable.
+func TestAgentRestartReattaches(t *testing.T) {
+	e := startVMs(t)
+	vm := e.vm(201, "POST", "/api/v1/vms", create("survivor", 1, 128))
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	run := e.waitState(vm.ID, plasmavmc.StateRunning)
+
+	if err := e.st.Hypervisor.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(run.PID) {
+		t.Fatal("qemu died with the agent")
+	}
+	if err := e.st.Hypervisor.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a few reconciles
+	if got := e.waitState(vm.ID, plasmavmc.StateRunning); got.PID != run.PID {
+		t.Fatalf("after the restart: pid %d, was %d", got.PID, run.PID)
+	}
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", `{"force": true}`)
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	if alive(run.PID) {
+		t.Fatal("the re-attached agent did not stop qemu")
+	}
+}
