@@ -78,6 +78,9 @@ func New(cfg Config) (*Stack, error) {
 	cfg.CreditService.Defaults()
 	cfg.PrismNET.Defaults()
 	cfg.PlasmaVMC.Version = buildinfo.Version
+	if cfg.PlasmaVMC.ImageDir == "" {
+		cfg.PlasmaVMC.ImageDir = filepath.Join(abs, "plasmavmc", "images")
+	}
 	cfg.PlasmaVMC.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one

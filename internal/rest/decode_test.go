@@ -215,3 +215,31 @@ func TestDecodeDirect(t *testing.T) {
 		}
 	})
 }
+
+// TestRouteMaxBody: one route's own limit applies to it alone.
+func TestRouteMaxBody(t *testing.T) {
+	rt := rest.NewRouter("test", nil)
+	rt.SetMaxBody(testMaxBody)
+	rt.SetRouteMaxBody("POST /big", 4*testMaxBody)
+	read := func(r *http.Request) (any, error) {
+		var p payload
+		if err := rest.Decode(r, &p); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	rt.Handle("POST /big", read)
+	rt.Handle("POST /small", read)
+	url := serve(t, rt).URL
+	body := `{"name":"` + strings.Repeat("x", 2*testMaxBody) + `"}`
+	for path, want := range map[string]int{"/big": 200, "/small": 413} {
+		resp, err := http.Post(url+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s with a %d-byte body: %d, want %d", path, len(body), resp.StatusCode, want)
+		}
+	}
+}

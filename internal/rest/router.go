@@ -34,6 +34,7 @@ type Router struct {
 	public  map[string]bool // patterns served without authentication (health)
 
 	healthInfo func() map[string]string
+	bodyLimits map[string]int64 // by pattern; maxBody otherwise
 }
 
 // Authn attaches the caller to each request before its route runs;
@@ -59,6 +60,15 @@ func NewRouter(service string, reg *prometheus.Registry) *Router {
 
 // SetMaxBody changes the request body limit (DefaultMaxBody otherwise).
 func (rt *Router) SetMaxBody(n int64) { rt.maxBody = n }
+
+// SetRouteMaxBody gives one route (its pattern) its own body limit: an
+// upload of disk images, say, that streams its body to a file.
+func (rt *Router) SetRouteMaxBody(pattern string, n int64) {
+	if rt.bodyLimits == nil {
+		rt.bodyLimits = map[string]int64{}
+	}
+	rt.bodyLimits[pattern] = n
+}
 
 // Registry is where the router's metrics (and the service's own) live.
 func (rt *Router) Registry() *prometheus.Registry { return rt.reg }
@@ -111,12 +121,16 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := requestIDFrom(r.Header.Get(HeaderRequestID))
 	w.Header().Set(HeaderRequestID, id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	h, pattern := rt.mux.Handler(r)
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+		limit := rt.maxBody
+		if n, ok := rt.bodyLimits[pattern]; ok {
+			limit = n
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	sw := &statusWriter{ResponseWriter: w}
 
-	h, pattern := rt.mux.Handler(r)
 	// Only a route of ours is a match: for ServeMux's own redirect answers
 	// pattern is the target's (or, for CONNECT, a raw path, which must not
 	// become a metric label).

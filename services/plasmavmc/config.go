@@ -12,6 +12,11 @@ type Config struct {
 	MaxVCPUs     int
 	MaxMemoryMiB int
 	MinMemoryMiB int
+	// ImageDir holds uploaded images ("" keeps none); nodes read them
+	// there, so it must be on their disk (one machine, or a shared path).
+	ImageDir string
+	// MaxImageBytes bounds one image upload.
+	MaxImageBytes int64
 	// RequestTimeout bounds each request's store work; MaxBodyBytes its body.
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
@@ -32,6 +37,9 @@ func (c *Config) Defaults() {
 	}
 	if c.MinMemoryMiB == 0 {
 		c.MinMemoryMiB = 64
+	}
+	if c.MaxImageBytes == 0 {
+		c.MaxImageBytes = 64 << 30
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second

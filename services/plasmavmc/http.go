@@ -2,6 +2,8 @@ package plasmavmc
 
 import (
 	"context"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"time"
@@ -33,6 +35,10 @@ func (h *handler) routes() []route {
 		{"POST /api/v1/vms/{id}/stop", h.stop},
 		{"POST /api/v1/vms/{id}/reboot", h.one(s.RebootVM)},
 		{"GET /api/v1/vms/{id}/console", h.console},
+		{"POST /api/v1/images", h.uploadImage},
+		{"GET /api/v1/images", h.listImages},
+		{"GET /api/v1/images/{id}", h.getImage},
+		{"DELETE /api/v1/images/{id}", h.deleteImage},
 	}
 }
 
@@ -51,6 +57,7 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	h := &handler{svc: svc, timeout: svc.cfg.RequestTimeout}
 	rt := rest.NewRouter("plasmavmc", nil)
 	rt.SetMaxBody(svc.cfg.MaxBodyBytes)
+	rt.SetRouteMaxBody("POST /api/v1/images", svc.cfg.MaxImageBytes)
 	rt.SetAuthn(authn)
 	rt.MountHealth("", "plasmavmc", svc.cfg.Version, map[string]rest.Check{"store": svc.Healthy})
 	for _, r := range h.routes() {
@@ -144,4 +151,102 @@ func (h *handler) console(r *http.Request) (any, error) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	return h.svc.ConsoleOf(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), n)
+}
+
+// uploadImage serves POST /api/v1/images: multipart/form-data whose
+// fields (name, org_id, project_id, format, cmdline) come first, then the
+// files (disk; or kernel and initrd), streamed to disk as they arrive.
+func (h *handler) uploadImage(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, &apierr.Error{Code: apierr.CodeUnsupportedMediaType,
+			Message: "an image upload is multipart/form-data: fields name, org_id, project_id, format (raw, qcow2, kernel), cmdline; then files disk, or kernel and initrd"}
+	}
+	var u ImageUpload
+	fields := map[string]*string{"name": &u.Name, "org_id": &u.OrgID, "project_id": &u.ProjectID, "format": &u.Format, "cmdline": &u.Cmdline}
+	var first *multipart.Part
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, apierr.Wrap(apierr.CodeInvalidJSON, err, "reading the multipart body")
+		}
+		if p.FileName() != "" {
+			first = p
+			break
+		}
+		dst, ok := fields[p.FormName()]
+		if !ok {
+			return nil, apierr.Validation(p.FormName(), apierr.Unknown, "unknown field %q", p.FormName())
+		}
+		b, err := io.ReadAll(io.LimitReader(p, 8<<10))
+		if err != nil {
+			return nil, apierr.Wrap(apierr.CodeInvalidJSON, err, "reading field %s", p.FormName())
+		}
+		*dst = string(b)
+	}
+	files := func() (string, io.Reader, error) {
+		if first != nil {
+			p := first
+			first = nil
+			return p.FormName(), p, nil
+		}
+		p, err := mr.NextPart()
+		if err != nil {
+			return "", nil, err
+		}
+		if p.FileName() == "" {
+			return "", nil, apierr.Validation(p.FormName(), apierr.Format, "fields come before the files")
+		}
+		return p.FormName(), p, nil
+	}
+	// Uploads take as long as the bytes take: no request timeout.
+	img, err := h.svc.CreateImage(r.Context(), u, files)
+	if err != nil {
+		return nil, err
+	}
+	return rest.Created(img), nil
+}
+
+func (h *handler) listImages(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := rest.Limit(q, defListLimit, maxListLimit)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.ListImages(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
+}
+
+func (h *handler) getImage(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.GetImage(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
+}
+
+func (h *handler) deleteImage(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	if err := h.svc.DeleteImage(ctx, id, q.Get("org_id"), q.Get("project_id")); err != nil {
+		return nil, err
+	}
+	return Deleted{ID: id, Deleted: true}, nil
 }

@@ -90,6 +90,9 @@ func FinishDelete(ctx context.Context, cli *clientv3.Client, it state.Item[VM]) 
 			return err
 		}
 		ops = append(ops, st.vms.DeleteOp(it.ID, it.ModRevision), st.owners.DeleteAnyOp(it.Value.ID))
+		if it.Value.ImageID != "" {
+			ops = append(ops, st.users.DeleteAnyOp(it.Value.ImageID+"/"+it.Value.ID))
+		}
 		_, err = state.Commit(ctx, cli, ops...)
 		switch apierr.CodeOf(err) {
 		case "":

@@ -43,7 +43,10 @@ func (s *Server) Name() string { return "plasmavmc" }
 // Start serves the API.
 func (s *Server) Start(ctx context.Context) error {
 	d := s.deps()
-	s.svc = NewService(s.cfg, d.Client, d.Console)
+	var err error
+	if s.svc, err = NewService(s.cfg, d.Client, d.Console); err != nil {
+		return err
+	}
 	s.http = rest.NewServer("plasmavmc", s.cfg.HTTPAddr, NewHandler(s.svc, d.Auth))
 	return s.http.Start(ctx)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/ids"
 	"github.com/photoncloud/photon/internal/state"
+	"github.com/photoncloud/photon/services/plasmavmc/images"
 )
 
 // Permissions PlasmaVMC checks: "plasmavmc.vms.<verb>".
@@ -43,14 +44,24 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	console ConsoleReader
+	images  *images.Store // nil without an image dir
 }
 
 // NewService returns PlasmaVMC over cli; console reads consoles (nil: none
 // can be read from this process).
-func NewService(cfg Config, cli *clientv3.Client, console ConsoleReader) *Service {
+func NewService(cfg Config, cli *clientv3.Client, console ConsoleReader) (*Service, error) {
 	cfg.Defaults()
-	return &Service{cfg: cfg, st: newStore(cli), now: time.Now, log: slog.Default().With("service", "plasmavmc"), console: console}
+	s := &Service{cfg: cfg, st: newStore(cli), now: time.Now, log: slog.Default().With("service", "plasmavmc"), console: console}
+	if cfg.ImageDir != "" {
+		var err error
+		if s.images, err = images.NewStore(cfg.ImageDir); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
+
+const gib = 1 << 30
 
 // maxAttempts bounds the compare-and-swap retries of one change.
 const maxAttempts = 50
@@ -86,9 +97,8 @@ func (r *CreateVMRequest) validate(cfg Config) error {
 	if !hypervisors[r.Hypervisor] {
 		return apierr.Validation("hypervisor", apierr.Enum, "hypervisor must be kvm or qemu")
 	}
-	if r.ImageID != "" {
-		return &apierr.Error{Code: apierr.CodeValidation, Message: "image " + r.ImageID + " does not exist",
-			Details: map[string]any{"field": "image_id", "constraint": "exists", "image_id": r.ImageID}}
+	if len(r.ImageID) > maxNameLen {
+		return apierr.Validation("image_id", apierr.MaxLength, "image_id must be at most %d characters", maxNameLen)
 	}
 	if r.DiskSizeGB < 0 || r.DiskSizeGB > 65536 {
 		return rangeErr("disk_size_gb", 0, 65536, "disk_size_gb must be from 0 to 65536")
@@ -114,8 +124,19 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 	if err := auth.Require(ctx, permCreate, target(req.OrgID, req.ProjectID)); err != nil {
 		return VM{}, err
 	}
+	var boot *Boot
+	var img Image
+	if req.ImageID != "" {
+		var err error
+		if img, boot, err = s.resolveImage(ctx, req.ProjectID, req.ImageID); err != nil {
+			return VM{}, err
+		}
+		if min := (img.VirtualSizeBytes + gib - 1) / gib; req.DiskSizeGB != 0 && int64(req.DiskSizeGB) < min {
+			return VM{}, rangeErr("disk_size_gb", int(min), 65536, "disk_size_gb must be at least the image's %d GiB", min)
+		}
+	}
 	now := s.now().UTC()
-	vm := VM{ID: ids.New("vm"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, State: StateCreating,
+	vm := VM{Boot: boot, ImageID: img.ID, ID: ids.New("vm"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, State: StateCreating,
 		CPUs: req.VCPUs, MemoryMB: req.MemoryMiB, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, Hypervisor: req.Hypervisor,
 		DiskSizeGB: req.DiskSizeGB, Power: PowerOff, CreatedAt: now, UpdatedAt: now}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -136,7 +157,21 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 		if err != nil {
 			return VM{}, err
 		}
-		_, err = state.Commit(ctx, s.st.cli, append(ops, rec, own)...)
+		ops = append(ops, rec, own)
+		if img.ID != "" {
+			use, err := s.st.users.CreateOp(img.ID+"/"+vm.ID, ref{})
+			if err != nil {
+				return VM{}, err
+			}
+			// The image must still be there: its delete refuses while
+			// this index has entries.
+			ops = append(ops, use, s.st.images.ExistsOp(img.ProjectID+"/"+img.ID))
+		}
+		_, err = state.Commit(ctx, s.st.cli, ops...)
+		if apierr.CodeOf(err) == apierr.CodeNotFound && img.ID != "" {
+			return VM{}, &apierr.Error{Code: apierr.CodeValidation, Message: "image " + req.ImageID + " was deleted",
+				Details: map[string]any{"field": "image_id", "constraint": "exists", "image_id": req.ImageID}}
+		}
 		switch c := apierr.CodeOf(err); {
 		case err == nil:
 			return vm, nil

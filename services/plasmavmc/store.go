@@ -13,10 +13,14 @@ import (
 // that two creates can never both take the last room on a node.
 const (
 	prefix       = "/photon/plasmavmc/"
-	vmsPrefix    = prefix + "vms/"    // <project>/<vm>
-	ownersPrefix = prefix + "owners/" // <vm> → project
-	nodesPrefix  = prefix + "nodes/"  // <node> → Node, on its agent's lease
-	allocPrefix  = prefix + "alloc/"  // <node> → what its VMs take
+	vmsPrefix    = prefix + "vms/"          // <project>/<vm>
+	ownersPrefix = prefix + "owners/"       // <vm> → project
+	nodesPrefix  = prefix + "nodes/"        // <node> → Node, on its agent's lease
+	allocPrefix  = prefix + "alloc/"        // <node> → what its VMs take
+	imagesPrefix = prefix + "images/"       // <project>/<image>
+	imgOwners    = prefix + "image-owners/" // <image> → project
+	imgNames     = prefix + "image-names/"  // <project>/<name> → image
+	imgUsers     = prefix + "image-vms/"    // <image>/<vm>: the image is in use
 )
 
 // KeyPrefix is where all of PlasmaVMC's state lives.
@@ -40,6 +44,15 @@ type store struct {
 	owners *state.Collection[owner]
 	nodes  *state.Collection[Node]
 	allocs *state.Collection[alloc]
+	images *state.Collection[Image]
+	imgOwn *state.Collection[owner]
+	names  *state.Collection[ref]
+	users  *state.Collection[ref]
+}
+
+// ref points at a resource.
+type ref struct {
+	ID string `json:"id,omitempty"`
 }
 
 func newStore(cli *clientv3.Client) *store {
@@ -49,5 +62,9 @@ func newStore(cli *clientv3.Client) *store {
 		owners: state.NewCollection[owner](cli, ownersPrefix, "vm"),
 		nodes:  state.NewCollection[Node](cli, nodesPrefix, "node"),
 		allocs: state.NewCollection[alloc](cli, allocPrefix, "node allocation"),
+		images: state.NewCollection[Image](cli, imagesPrefix, "image"),
+		imgOwn: state.NewCollection[owner](cli, imgOwners, "image"),
+		names:  state.NewCollection[ref](cli, imgNames, "image name"),
+		users:  state.NewCollection[ref](cli, imgUsers, "image use"),
 	}
 }

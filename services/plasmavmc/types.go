@@ -39,8 +39,10 @@ type VM struct {
 	Hypervisor string `json:"hypervisor"`
 	// Accel is what QEMU runs the guest with on its node: kvm, or tcg
 	// where KVM cannot run guests.
-	Accel      string     `json:"accel,omitempty"`
-	ImageID    string     `json:"image_id,omitempty"`
+	Accel   string `json:"accel,omitempty"`
+	ImageID string `json:"image_id,omitempty"`
+	// Boot is how the node boots the VM from its image (nil: no image).
+	Boot       *Boot      `json:"boot,omitempty"`
 	DiskSizeGB int        `json:"disk_size_gb,omitempty"`
 	Node       string     `json:"node"`
 	PID        int        `json:"pid,omitempty"`
@@ -105,3 +107,47 @@ type Node struct {
 
 // Owner is the VM's org, project and id (state.Owned: lists scope by them).
 func (v VM) Owner() (string, string, string) { return v.OrgID, v.ProjectID, v.ID }
+
+// Image formats: a disk image (raw or qcow2) the VM's root disk is an
+// overlay of, or a kernel and initrd booted directly.
+const (
+	FormatRaw    = "raw"
+	FormatQCOW2  = "qcow2"
+	FormatKernel = "kernel"
+)
+
+// Image is a bootable image in a project.
+type Image struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	OrgID            string    `json:"org_id"`
+	ProjectID        string    `json:"project_id"`
+	Format           string    `json:"format"`
+	Status           string    `json:"status"`
+	SizeBytes        int64     `json:"size_bytes"`
+	VirtualSizeBytes int64     `json:"virtual_size_bytes,omitempty"`
+	SHA256           string    `json:"sha256"`
+	InitrdSizeBytes  int64     `json:"initrd_size_bytes,omitempty"`
+	InitrdSHA256     string    `json:"initrd_sha256,omitempty"`
+	Cmdline          string    `json:"cmdline,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// Owner is the image's org, project and id.
+func (i Image) Owner() (string, string, string) { return i.OrgID, i.ProjectID, i.ID }
+
+// ImageList is a page of images.
+type ImageList struct {
+	Images        []Image `json:"images"`
+	NextPageToken string  `json:"next_page_token,omitempty"`
+}
+
+// Boot is what a node needs to boot a VM from its image: the files (on
+// the node's disk) and how.
+type Boot struct {
+	Format  string `json:"format"`
+	Disk    string `json:"disk,omitempty"`   // raw or qcow2: the overlay's base
+	Kernel  string `json:"kernel,omitempty"` // kernel: direct boot
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/photoncloud/photon/internal/state"
 	"github.com/photoncloud/photon/services/plasmavmc"
+	"github.com/photoncloud/photon/services/plasmavmc/images"
 	"github.com/photoncloud/photon/services/plasmavmc/qemu"
 )
 
@@ -356,7 +357,7 @@ func (a *Agent) step(ctx context.Context, it state.Item[plasmavmc.VM]) {
 			a.log.Warn("finishing delete", "vm", vm.ID, "err", err)
 		}
 	case vm.State == plasmavmc.StateCreating:
-		if err := os.MkdirAll(a.runDir(vm.ID), 0o700); err != nil {
+		if err := a.prepare(ctx, vm); err != nil {
 			a.failed(ctx, it, "preparing the VM: "+err.Error())
 			return
 		}
@@ -401,6 +402,37 @@ func (a *Agent) step(ctx context.Context, it state.Item[plasmavmc.VM]) {
 	}
 }
 
+// rootDisk is a VM's root disk: a qcow2 overlay on its image, or blank.
+func (a *Agent) rootDisk(id string) string { return filepath.Join(a.runDir(id), "root.qcow2") }
+
+// prepare makes a new VM's runtime dir and root disk: an overlay of its
+// disk image (grown to disk_size_gb), or a blank disk of disk_size_gb.
+func (a *Agent) prepare(ctx context.Context, vm plasmavmc.VM) error {
+	if err := os.MkdirAll(a.runDir(vm.ID), 0o700); err != nil {
+		return err
+	}
+	root := a.rootDisk(vm.ID)
+	if _, err := os.Stat(root); err == nil {
+		return nil // prepared before a restart
+	}
+	size := int64(vm.DiskSizeGB) << 30
+	tmp := root + ".tmp"
+	var err error
+	switch b := vm.Boot; {
+	case b != nil && b.Format != plasmavmc.FormatKernel:
+		err = images.Overlay(ctx, b.Disk, b.Format, tmp, size)
+	case size > 0:
+		err = images.Blank(ctx, tmp, size)
+	default:
+		return nil
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, root)
+}
+
 // stopKind is how a stop under way was asked for.
 type stopKind int
 
@@ -419,6 +451,12 @@ func (a *Agent) start(ctx context.Context, it state.Item[plasmavmc.VM]) {
 		return
 	}
 	spec := qemu.Spec{Name: vm.ID, Dir: dir, VCPUs: vm.VCPUs, MemoryMiB: vm.MemoryMiB, Accel: a.accel}
+	if b := vm.Boot; b != nil && b.Format == plasmavmc.FormatKernel {
+		spec.Kernel, spec.Initrd, spec.Append = b.Kernel, b.Initrd, b.Cmdline
+	}
+	if _, err := os.Stat(a.rootDisk(vm.ID)); err == nil {
+		spec.Disks = []qemu.Disk{{Path: a.rootDisk(vm.ID), Format: "qcow2"}}
+	}
 	p, err := qemu.Start(ctx, a.cfg.QEMU, spec)
 	if err != nil {
 		a.failed(ctx, it, "starting QEMU: "+err.Error())

@@ -106,10 +106,13 @@ func Args(s Spec) []string {
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		a = append(a,
-			"-drive", drive,
-			"-device", "virtio-blk-pci,drive="+id+",bootindex="+strconv.Itoa(i),
-		)
+		dev := "virtio-blk-pci,drive=" + id
+		if s.Kernel == "" {
+			// The firmware boots from the disks in order; a direct kernel
+			// boot takes boot index 0 itself.
+			dev += ",bootindex=" + strconv.Itoa(i)
+		}
+		a = append(a, "-drive", drive, "-device", dev)
 	}
 	for i, n := range s.NICs {
 		id := "net" + strconv.Itoa(i)

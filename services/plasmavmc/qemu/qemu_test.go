@@ -566,9 +566,11 @@ func TestArgs(t *testing.T) {
 		"-serial", "chardev:serial0",
 		"-kernel", "/img/vmlinuz", "-initrd", "/img/initrd", "-append", "console=ttyS0 quiet",
 		"-drive", "if=none,id=disk0,file=/d/root,,x.qcow2,format=qcow2",
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+		// A direct kernel boot takes boot index 0: QEMU refuses a disk
+		// that asks for it too.
+		"-device", "virtio-blk-pci,drive=disk0",
 		"-drive", "if=none,id=disk1,file=/d/seed.raw,format=raw,readonly=on",
-		"-device", "virtio-blk-pci,drive=disk1,bootindex=1",
+		"-device", "virtio-blk-pci,drive=disk1",
 		"-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56",
 	}
@@ -581,6 +583,12 @@ func TestArgs(t *testing.T) {
 	}
 	if j := strings.Join(got, " "); strings.Contains(j, "vhost") {
 		t.Errorf("Args asks for vhost: %s", j)
+	}
+	// Without a kernel the firmware boots the disks in order.
+	noKernel := s
+	noKernel.Kernel, noKernel.Initrd, noKernel.Append = "", "", ""
+	if j := strings.Join(Args(noKernel), " "); !strings.Contains(j, "drive=disk0,bootindex=0") || !strings.Contains(j, "drive=disk1,bootindex=1") {
+		t.Errorf("disks without a kernel: %s", j)
 	}
 	s.Accel = "kvm"
 	if j := strings.Join(Args(s), " "); !strings.Contains(j, "-accel kvm -cpu host") {
