@@ -15,6 +15,9 @@ type Config struct {
 	// ImageDir holds uploaded images ("" keeps none); nodes read them
 	// there, so it must be on their disk (one machine, or a shared path).
 	ImageDir string
+	// PrismNETURL is PrismNET's REST API, which makes VMs' NICs ("": VMs
+	// have none).
+	PrismNETURL string
 	// MaxImageBytes bounds one image upload.
 	MaxImageBytes int64
 	// RequestTimeout bounds each request's store work; MaxBodyBytes its body.

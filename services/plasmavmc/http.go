@@ -66,8 +66,9 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	return rt
 }
 
+// ctx bounds a request's work and carries its credential on to PrismNET.
 func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), h.timeout)
+	return context.WithTimeout(WithCredential(r.Context(), r.Header.Get("Authorization")), h.timeout)
 }
 
 func (h *handler) create(r *http.Request) (any, error) {

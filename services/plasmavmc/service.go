@@ -39,12 +39,13 @@ type ConsoleReader func(ctx context.Context, vm VM, n int) ([]byte, error)
 // Service is PlasmaVMC's domain logic. Every method authorizes the caller
 // in ctx (internal/auth) before it reads or changes anything.
 type Service struct {
-	cfg     Config
-	st      *store
-	now     func() time.Time
-	log     *slog.Logger
-	console ConsoleReader
-	images  *images.Store // nil without an image dir
+	cfg      Config
+	st       *store
+	now      func() time.Time
+	log      *slog.Logger
+	console  ConsoleReader
+	images   *images.Store // nil without an image dir
+	prismnet *prismnet     // nil without PrismNET
 }
 
 // NewService returns PlasmaVMC over cli; console reads consoles (nil: none
@@ -52,6 +53,9 @@ type Service struct {
 func NewService(cfg Config, cli *clientv3.Client, console ConsoleReader) (*Service, error) {
 	cfg.Defaults()
 	s := &Service{cfg: cfg, st: newStore(cli), now: time.Now, log: slog.Default().With("service", "plasmavmc"), console: console}
+	if cfg.PrismNETURL != "" {
+		s.prismnet = newPrismNET(cfg.PrismNETURL)
+	}
 	if cfg.ImageDir != "" {
 		var err error
 		if s.images, err = images.NewStore(cfg.ImageDir); err != nil {
@@ -103,7 +107,7 @@ func (r *CreateVMRequest) validate(cfg Config) error {
 	if r.DiskSizeGB < 0 || r.DiskSizeGB > 65536 {
 		return rangeErr("disk_size_gb", 0, 65536, "disk_size_gb must be from 0 to 65536")
 	}
-	return nil
+	return validNetworks(r.Networks)
 }
 
 func rangeErr(field string, min, max int, format string, args ...any) error {
@@ -139,6 +143,28 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 	vm := VM{Boot: boot, ImageID: img.ID, ID: ids.New("vm"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, State: StateCreating,
 		CPUs: req.VCPUs, MemoryMB: req.MemoryMiB, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, Hypervisor: req.Hypervisor,
 		DiskSizeGB: req.DiskSizeGB, Power: PowerOff, CreatedAt: now, UpdatedAt: now}
+	if err := s.createPorts(ctx, &vm, req.Networks); err != nil {
+		return VM{}, err
+	}
+	created, err := s.commitVM(ctx, vm, img)
+	if err != nil {
+		if len(vm.NICs) > 0 {
+			_ = s.deletePorts(ctx, vm.NICs)
+		}
+		return VM{}, err
+	}
+	if err := s.bindPorts(ctx, created); err != nil {
+		// The VM cannot have its NICs: it goes, with its ports.
+		_, _ = s.DeleteVM(ctx, created.ID, "", "")
+		return VM{}, err
+	}
+	return created, nil
+}
+
+// commitVM places vm on a node and records it, with the node's allocation
+// and the image's use, in one transaction (again when another create took
+// the room meanwhile).
+func (s *Service) commitVM(ctx context.Context, vm VM, img Image) (VM, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		node, al, err := s.place(ctx, vm)
 		if err != nil {
@@ -169,8 +195,8 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 		}
 		_, err = state.Commit(ctx, s.st.cli, ops...)
 		if apierr.CodeOf(err) == apierr.CodeNotFound && img.ID != "" {
-			return VM{}, &apierr.Error{Code: apierr.CodeValidation, Message: "image " + req.ImageID + " was deleted",
-				Details: map[string]any{"field": "image_id", "constraint": "exists", "image_id": req.ImageID}}
+			return VM{}, &apierr.Error{Code: apierr.CodeValidation, Message: "image " + img.Name + " was deleted",
+				Details: map[string]any{"field": "image_id", "constraint": "exists", "image_id": img.ID}}
 		}
 		switch c := apierr.CodeOf(err); {
 		case err == nil:
@@ -396,6 +422,15 @@ func (s *Service) RebootVM(ctx context.Context, id, org, project string) (VM, er
 // disks and then its record (and the room it took). Deleting twice changes
 // nothing.
 func (s *Service) DeleteVM(ctx context.Context, id, org, project string) (VM, error) {
+	it, err := s.locate(ctx, permDelete, id, org, project)
+	if err != nil {
+		return VM{}, err
+	}
+	if len(it.Value.NICs) > 0 && s.prismnet != nil {
+		if err := s.deletePorts(ctx, it.Value.NICs); err != nil {
+			return VM{}, err
+		}
+	}
 	return s.change(ctx, permDelete, id, org, project, func(vm *VM) (bool, error) {
 		if vm.Deleting {
 			return false, nil

@@ -42,7 +42,9 @@ type VM struct {
 	Accel   string `json:"accel,omitempty"`
 	ImageID string `json:"image_id,omitempty"`
 	// Boot is how the node boots the VM from its image (nil: no image).
-	Boot       *Boot      `json:"boot,omitempty"`
+	Boot *Boot `json:"boot,omitempty"`
+	// NICs are the VM's network interfaces, in the guest's order.
+	NICs       []NIC      `json:"nics"`
 	DiskSizeGB int        `json:"disk_size_gb,omitempty"`
 	Node       string     `json:"node"`
 	PID        int        `json:"pid,omitempty"`
@@ -69,6 +71,26 @@ type CreateVMRequest struct {
 	Hypervisor string `json:"hypervisor"`
 	ImageID    string `json:"image_id"`
 	DiskSizeGB int    `json:"disk_size_gb"`
+	// Networks are the VM's NICs: a PrismNET port each.
+	Networks []NetworkRequest `json:"networks"`
+}
+
+// NetworkRequest asks for one NIC in a subnet.
+type NetworkRequest struct {
+	SubnetID         string   `json:"subnet_id"`
+	SecurityGroupIDs []string `json:"security_group_ids"`
+	IP               string   `json:"ip"`
+}
+
+// NIC is one of a VM's network interfaces: a tap device on its node bound
+// to a PrismNET port, with the port's MAC (so the guest's DHCP gets the
+// port's address).
+type NIC struct {
+	PortID   string `json:"port_id"`
+	SubnetID string `json:"subnet_id"`
+	IP       string `json:"ip"`
+	MAC      string `json:"mac_address"`
+	Tap      string `json:"tap"`
 }
 
 // StopRequest is the body of POST /api/v1/vms/{id}/stop.

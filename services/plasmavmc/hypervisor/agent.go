@@ -349,6 +349,11 @@ func (a *Agent) step(ctx context.Context, it state.Item[plasmavmc.VM]) {
 			}
 			return // the exit brings the next step
 		}
+		for _, n := range vm.NICs {
+			if err := qemu.DeleteTap(n.Tap); err != nil {
+				a.log.Warn("removing tap", "vm", vm.ID, "tap", n.Tap, "err", err)
+			}
+		}
 		if err := os.RemoveAll(a.runDir(vm.ID)); err != nil {
 			a.log.Error("removing runtime dir", "vm", vm.ID, "err", err)
 			return
@@ -411,6 +416,13 @@ func (a *Agent) prepare(ctx context.Context, vm plasmavmc.VM) error {
 	if err := os.MkdirAll(a.runDir(vm.ID), 0o700); err != nil {
 		return err
 	}
+	// The taps exist from creation on, so that PrismNET's agent can put
+	// them on their VPC's bridge before the VM first starts.
+	for _, n := range vm.NICs {
+		if err := ensureTap(n.Tap); err != nil {
+			return fmt.Errorf("tap %s: %w", n.Tap, err)
+		}
+	}
 	root := a.rootDisk(vm.ID)
 	if _, err := os.Stat(root); err == nil {
 		return nil // prepared before a restart
@@ -431,6 +443,14 @@ func (a *Agent) prepare(ctx context.Context, vm plasmavmc.VM) error {
 		return err
 	}
 	return os.Rename(tmp, root)
+}
+
+// ensureTap makes the tap unless it exists.
+func ensureTap(name string) error {
+	if _, err := os.Stat(filepath.Join("/sys/class/net", name)); err == nil {
+		return nil
+	}
+	return qemu.CreateTap(name)
 }
 
 // stopKind is how a stop under way was asked for.
@@ -456,6 +476,13 @@ func (a *Agent) start(ctx context.Context, it state.Item[plasmavmc.VM]) {
 	}
 	if _, err := os.Stat(a.rootDisk(vm.ID)); err == nil {
 		spec.Disks = []qemu.Disk{{Path: a.rootDisk(vm.ID), Format: "qcow2"}}
+	}
+	for _, n := range vm.NICs {
+		if err := ensureTap(n.Tap); err != nil {
+			a.failed(ctx, it, "creating tap "+n.Tap+": "+err.Error())
+			return
+		}
+		spec.NICs = append(spec.NICs, qemu.NIC{Tap: n.Tap, MAC: n.MAC})
 	}
 	p, err := qemu.Start(ctx, a.cfg.QEMU, spec)
 	if err != nil {
