@@ -33,13 +33,7 @@ func TestPlasmaVMCNetworkedVMs(t *testing.T) {
 	data := t.TempDir()
 	up := startUp(t, exec.Command("ip", "netns", "exec", h, testutil.PhotonBinary(t), "up", "--data-dir", data, "--node-name", h, "--resync", "1s"),
 		func(p *upProcess) bool { return strings.Contains(p.stdout.String(), "admin token in ") })
-	t.Cleanup(func() {
-		// VMs outlive photon up by design: stop what the test started.
-		out, _ := exec.Command("pgrep", "-f", data).Output()
-		for _, pid := range strings.Fields(string(out)) {
-			_ = exec.Command("kill", "-9", pid).Run()
-		}
-	})
+	t.Cleanup(func() { killUnder(data) })
 	if !strings.Contains(up.stdout.String(), "node "+h+" (tcg") {
 		t.Errorf("banner does not name the hypervisor node:\n%s", up.stdout)
 	}
@@ -105,5 +99,14 @@ func (n *pnNet) waitConsole(h, id, want string) string {
 			n.t.Fatalf("console of %s (%v, %v) never showed %q:\n%s", id, vm["state"], vm["last_error"], want, out)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// killUnder kills every process whose command line names dir: the VMs a
+// test's photon up started, which outlive it by design.
+func killUnder(dir string) {
+	out, _ := exec.Command("pgrep", "-f", dir).Output()
+	for _, pid := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-9", pid).Run()
 	}
 }

@@ -68,12 +68,10 @@ curl -X POST "http://localhost:8086/api/v1/reservations/$RSV_ID/commit" \
 \"actual_amount\": 4500,
 \"resource_id\": \"$VM_ID\"
 }"`
-	// example1VMID stands in for step 4: PlasmaVMC (8084) does not exist
-	// yet, so the shell gets the VM id step 4 would have set. Steps 1, 2
-	// (PrismNET, 8087), 4 and 5 (PlasmaVMC) target services that do not
-	// exist yet and are not run; nor is the closing echo, which only
-	// prints their ids.
-	example1VMID = "\n# 4. Create VM (PlasmaVMC on 8084 does not exist yet)\nVM_ID=vm-e2e\n"
+	// example1VMID stands in for step 4, so that the CreditService steps
+	// are checked on their own; the whole of Example 1 runs verbatim in
+	// TestSeedPlasmaVMC.
+	example1VMID = "\n# 4. Create VM (here: its id only)\nVM_ID=vm-e2e\n"
 )
 
 // TestSeedCreditService replays the seed's CreditService examples — section
