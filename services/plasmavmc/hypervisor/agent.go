@@ -7,6 +7,7 @@ package hypervisor
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -227,8 +228,26 @@ func (a *Agent) adopt(id string, p *qemu.Process) {
 	a.mu.Lock()
 	a.procs[id] = p
 	a.mu.Unlock()
+	events, cancel := p.Events()
 	go func() {
-		<-p.Exited()
+		defer cancel()
+		// A guest that powers itself off makes QEMU say so (SHUTDOWN with
+		// "guest": true) before it exits: that VM is Stopped, not Failed.
+		guestOff := false
+		for {
+			select {
+			case ev := <-events:
+				var d struct {
+					Guest bool `json:"guest"`
+				}
+				if ev.Name == "SHUTDOWN" && json.Unmarshal(ev.Data, &d) == nil && d.Guest {
+					guestOff = true
+				}
+				continue
+			case <-p.Exited():
+			}
+			break
+		}
 		a.mu.Lock()
 		deliberate := a.stopping[id] != notStopping
 		if a.procs[id] == p {
@@ -237,16 +256,16 @@ func (a *Agent) adopt(id string, p *qemu.Process) {
 		delete(a.stopping, id)
 		a.mu.Unlock()
 		if !deliberate {
-			a.exitedOnItsOwn(id, p.Pid())
+			a.exitedOnItsOwn(id, p.Pid(), guestOff)
 		}
 		a.trigger()
 	}()
 }
 
-// exitedOnItsOwn records that a VM's QEMU went away without being asked
-// (killed, crashed, or the guest powered off): Failed, and off, so that the
-// agent does not start it again by itself.
-func (a *Agent) exitedOnItsOwn(id string, pid int) {
+// exitedOnItsOwn records that a VM's QEMU went away without being asked:
+// the guest powered off (Stopped), or QEMU was killed or crashed (Failed);
+// either way off, so that the agent does not start it again by itself.
+func (a *Agent) exitedOnItsOwn(id string, pid int, guestOff bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	vms, err := plasmavmc.NodeVMs(ctx, a.cli, a.cfg.Node)
@@ -255,9 +274,17 @@ func (a *Agent) exitedOnItsOwn(id string, pid int) {
 		return
 	}
 	for _, it := range vms {
-		if it.Value.ID == id && !it.Value.Deleting {
-			a.failed(ctx, it, fmt.Sprintf("QEMU (pid %d) exited while the VM was to run", pid))
+		if it.Value.ID != id || it.Value.Deleting {
+			continue
 		}
+		if guestOff {
+			a.report(ctx, it, func(vm *plasmavmc.VM) bool {
+				vm.State, vm.Power, vm.PID, vm.LastError = plasmavmc.StateStopped, plasmavmc.PowerOff, 0, ""
+				return true
+			})
+			continue
+		}
+		a.failed(ctx, it, fmt.Sprintf("QEMU (pid %d) exited while the VM was to run", pid))
 	}
 }
 
@@ -466,7 +493,8 @@ const (
 func (a *Agent) start(ctx context.Context, it state.Item[plasmavmc.VM]) {
 	vm := it.Value
 	dir := a.runDir(vm.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Again if it failed before: a VM never boots without its disk.
+	if err := a.prepare(ctx, vm); err != nil {
 		a.failed(ctx, it, "preparing the VM: "+err.Error())
 		return
 	}
