@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -35,6 +36,7 @@ commands:
   serve chainfire    run one ChainFire node (for clusters)
   serve iam          run one IAM replica over a ChainFire cluster
   serve prismnet-agent  run PrismNET's node agent (as root) over a ChainFire cluster
+  serve plasmavmc-agent run PlasmaVMC's hypervisor agent (QEMU) over a ChainFire cluster
   version            print the version
 
 Run "photon <command> --help" for its flags. Every flag --some-flag can also be
@@ -72,8 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = serveIAM(args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "prismnet-agent":
 			err = servePrismNETAgent(args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "plasmavmc-agent":
+			err = servePlasmaVMCAgent(args[2:], stdout, stderr)
 		default:
-			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam, prismnet-agent)")
+			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam, prismnet-agent, plasmavmc-agent)")
 			return 2
 		}
 	case "version", "--version", "-v":
@@ -277,6 +281,35 @@ func servePrismNETAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	return runUntilSignal(c, func() {
 		fmt.Fprintf(stdout, "PrismNET agent: node %s  ChainFire %s\n", c.Agent().Node(), *endpoints)
+	})
+}
+
+func servePlasmaVMCAgent(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve plasmavmc-agent", "photon serve plasmavmc-agent [flags]", stderr)
+	var cfg hypervisor.Config
+	hypervisorFlags(fs, &cfg)
+	fs.StringVar(&cfg.Node, "node-name", "", "this host's name (default: the hostname); the same as its PrismNET agent's")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data/plasmavmc/vms", "directory of the VMs' runtime dirs and disks")
+	endpoints := fs.String("chainfire-endpoints", "127.0.0.1:50051", "comma-separated etcd gRPC addresses of the ChainFire members")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	cfg.DataDir, cfg.Version = abs, buildinfo.Version
+	c, err := hypervisor.NewStandalone(cfg, splitEndpoints(*endpoints))
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(c, func() {
+		n := c.Agent().Node()
+		fmt.Fprintf(stdout, "PlasmaVMC agent: node %s (%s, %d vCPUs, %d MiB)  ChainFire %s\n", n.Name, n.Accel, n.VCPUs, n.MemoryMiB, *endpoints)
 	})
 }
 

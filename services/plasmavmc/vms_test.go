@@ -4,6 +4,7 @@ package plasmavmc_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/testutil"
 	"github.com/photoncloud/photon/services/plasmavmc"
+	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 )
 
 type vmEnv struct {
@@ -272,5 +274,55 @@ func TestAgentRestartReattaches(t *testing.T) {
 	e.waitState(vm.ID, plasmavmc.StateStopped)
 	if alive(run.PID) {
 		t.Fatal("the re-attached agent did not stop qemu")
+	}
+}
+
+// Two nodes: each VM goes to the node with the most free memory that holds
+// it; when none has room the create is 409 naming every node's free room;
+// a deleted VM gives its room back.
+func TestPlacementAcrossNodes(t *testing.T) {
+	e := startVMs(t)
+	first := e.st.Hypervisor.Agent().Node()
+	// A second node in the same process, with its own runtime dir and a
+	// smaller share of this machine's memory.
+	second, err := hypervisor.New(hypervisor.Config{Node: first.Name + "-b", DataDir: filepath.Join(t.TempDir(), "vms"),
+		RAMAllocationRatio: 1024 / float64(first.MemoryMiB)}, e.st.ChainFire.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+	b := second.Node()
+	if b.MemoryMiB < 1000 || b.MemoryMiB > 1024 {
+		t.Fatalf("second node: %+v", b)
+	}
+	// The first node's room, less what this test leaves it: all but 700 MiB.
+	big := e.vm(201, "POST", "/api/v1/vms", create("filler", 1, first.MemoryMiB-700))
+	if big.Node != first.Name {
+		t.Fatalf("the filler went to %s", big.Node)
+	}
+	// 700 free on the first, ~1024 on the second: 600 MiB goes second,
+	// then 600 first (700 > ~424), then nothing fits 600.
+	for _, want := range []string{b.Name, first.Name} {
+		if vm := e.vm(201, "POST", "/api/v1/vms", create("p", 1, 600)); vm.Node != want {
+			t.Fatalf("placed on %s, want %s", vm.Node, want)
+		}
+	}
+	code, data := e.call("POST", "/api/v1/vms", create("none", 1, 600))
+	if code != 409 || !strings.Contains(string(data), b.Name) || !strings.Contains(string(data), "free_memory_mib") {
+		t.Fatalf("no room: %d %s", code, data)
+	}
+	e.vm(200, "DELETE", "/api/v1/vms/"+big.ID, nil)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if code, _ := e.call("POST", "/api/v1/vms", create("again", 1, 600)); code == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted VM's room never came back")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -13,8 +14,10 @@ import (
 // Component runs an agent as a lifecycle component of `photon up`, over
 // the process's ChainFire client.
 type Component struct {
-	cfg    Config
-	client func() *clientv3.Client
+	cfg       Config
+	client    func() *clientv3.Client
+	endpoints []string
+	own       *clientv3.Client
 
 	mu   sync.Mutex
 	a    *Agent
@@ -26,16 +29,39 @@ func NewComponent(cfg Config, client func() *clientv3.Client) *Component {
 	return &Component{cfg: cfg, client: client, errc: make(chan error, 1)}
 }
 
+// NewStandalone runs an agent with its own client of the ChainFire
+// members at endpoints (`photon serve plasmavmc-agent`).
+func NewStandalone(cfg Config, endpoints []string) (*Component, error) {
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("no ChainFire endpoints")
+	}
+	return &Component{cfg: cfg, endpoints: endpoints, errc: make(chan error, 1)}, nil
+}
+
 // Name names the component.
 func (c *Component) Name() string { return "plasmavmc-agent" }
 
 // Start registers the node and starts running its VMs.
 func (c *Component) Start(ctx context.Context) error {
-	a, err := New(c.cfg, c.client())
+	var cli *clientv3.Client
+	if c.client != nil {
+		cli = c.client()
+	} else {
+		var err error
+		cli, err = clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second, Context: context.WithoutCancel(ctx)})
+		if err != nil {
+			return fmt.Errorf("chainfire client: %w", err)
+		}
+		c.own = cli
+	}
+	a, err := New(c.cfg, cli)
 	if err == nil {
 		err = a.Start(ctx)
 	}
 	if err != nil {
+		if c.own != nil {
+			c.own.Close()
+		}
 		return fmt.Errorf("plasmavmc agent: %w", err)
 	}
 	c.mu.Lock()
@@ -52,7 +78,11 @@ func (c *Component) Stop(ctx context.Context) error {
 	if a == nil {
 		return nil
 	}
-	return a.Stop(ctx)
+	err := a.Stop(ctx)
+	if c.own != nil {
+		c.own.Close()
+	}
+	return err
 }
 
 // Err never reports: the agent survives store outages by retrying.
