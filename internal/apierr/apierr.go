@@ -57,7 +57,7 @@ var table = map[Code]mapping{
 	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	CodeRateLimited:          {http.StatusTooManyRequests, codes.ResourceExhausted},
 	CodeInsufficientCredit:   {http.StatusPaymentRequired, codes.FailedPrecondition},
-	CodeQuotaExceeded:        {http.StatusForbidden, codes.ResourceExhausted},
+	CodeQuotaExceeded:        {http.StatusConflict, codes.ResourceExhausted},
 	CodeSubnetFull:           {http.StatusConflict, codes.ResourceExhausted},
 	CodeInternal:             {http.StatusInternalServerError, codes.Internal},
 	CodeUnavailable:          {http.StatusServiceUnavailable, codes.Unavailable},

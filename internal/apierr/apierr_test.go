@@ -29,7 +29,7 @@ func TestTable(t *testing.T) {
 		{CodeUnsupportedMediaType, 415, codes.InvalidArgument},
 		{CodeRateLimited, 429, codes.ResourceExhausted},
 		{CodeInsufficientCredit, 402, codes.FailedPrecondition},
-		{CodeQuotaExceeded, 403, codes.ResourceExhausted},
+		{CodeQuotaExceeded, 409, codes.ResourceExhausted},
 		{CodeSubnetFull, 409, codes.ResourceExhausted},
 		{CodeInternal, 500, codes.Internal},
 		{CodeUnavailable, 503, codes.Unavailable},

@@ -78,6 +78,9 @@ func New(cfg Config) (*Stack, error) {
 	cfg.CreditService.Defaults()
 	cfg.PrismNET.Defaults()
 	cfg.PlasmaVMC.Version = buildinfo.Version
+	if cfg.PlasmaVMC.CreditServiceURL == "" {
+		cfg.PlasmaVMC.CreditServiceURL = "http://" + advertisable(cfg.CreditService.HTTPAddr)
+	}
 	if cfg.PlasmaVMC.PrismNETURL == "" {
 		cfg.PlasmaVMC.PrismNETURL = "http://" + advertisable(cfg.PrismNET.HTTPAddr)
 	}

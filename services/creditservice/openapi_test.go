@@ -200,7 +200,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		{"PATCH /api/v1/wallets/{project_id}", "409", "FAILED_PRECONDITION"},
 		{"POST /api/v1/reservations/{id}/commit", "409", "FAILED_PRECONDITION"},
 		{"POST /api/v1/reservations/{id}/release", "409", "FAILED_PRECONDITION"},
-		{"POST /api/v1/quotas/{project_id}/usage", "403", "QUOTA_EXCEEDED"},
+		{"POST /api/v1/quotas/{project_id}/usage", "409", "QUOTA_EXCEEDED"},
 	} {
 		r, ok := ops[tc.route].responses()[tc.status].(map[string]any)
 		if !ok {

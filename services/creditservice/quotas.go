@@ -177,7 +177,7 @@ func (s *Service) CheckQuota(ctx context.Context, project string, req QuotaReque
 }
 
 // AddUsage applies usage deltas atomically: positive ones must fit their
-// limits (else 403 QUOTA_EXCEEDED and nothing changes), negative ones free
+// limits (else 409 QUOTA_EXCEEDED and nothing changes), negative ones free
 // (never below zero). Services record what they create and delete with it.
 func (s *Service) AddUsage(ctx context.Context, project string, req QuotaRequest) (Quota, error) {
 	if err := firstErr(validID("project_id", project, true), validResources("resources", req.Resources, true)); err != nil {

@@ -18,6 +18,9 @@ type Config struct {
 	// PrismNETURL is PrismNET's REST API, which makes VMs' NICs ("": VMs
 	// have none).
 	PrismNETURL string
+	// CreditServiceURL is CreditService's REST API, whose quotas bound a
+	// project's VMs ("": no quotas).
+	CreditServiceURL string
 	// MaxImageBytes bounds one image upload.
 	MaxImageBytes int64
 	// RequestTimeout bounds each request's store work; MaxBodyBytes its body.

@@ -70,20 +70,21 @@ func tapName(vmID string, i int) string {
 	return fmt.Sprintf("tp%s%d", tail, i)
 }
 
-// prismnet is a client of PrismNET's REST API.
-type prismnet struct {
+// peer is a client of another PhotonCloud service's REST API (PrismNET's,
+// CreditService's): the seed's envelope both ways.
+type peer struct {
 	base string
 	hc   *http.Client
 }
 
-func newPrismNET(base string) *prismnet {
-	return &prismnet{base: strings.TrimSuffix(base, "/"), hc: &http.Client{Timeout: 10 * time.Second}}
+func newPeer(base string) *peer {
+	return &peer{base: strings.TrimSuffix(base, "/"), hc: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // call sends one request with the caller's credential and decodes the
 // envelope's data into out; an error envelope comes back as the typed
 // error PrismNET answered.
-func (p *prismnet) call(ctx context.Context, method, path string, body, out any) error {
+func (p *peer) call(ctx context.Context, method, path string, body, out any) error {
 	var rd *bytes.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -104,7 +105,7 @@ func (p *prismnet) call(ctx context.Context, method, path string, body, out any)
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return apierr.Wrap(apierr.CodeUnavailable, err, "PrismNET is unreachable")
+		return apierr.Wrap(apierr.CodeUnavailable, err, "%s is unreachable", p.base)
 	}
 	defer resp.Body.Close()
 	var env struct {
@@ -112,7 +113,7 @@ func (p *prismnet) call(ctx context.Context, method, path string, body, out any)
 		Error *apierr.Error   `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		return apierr.Wrap(apierr.CodeUnavailable, err, "PrismNET answered %s without an envelope", resp.Status)
+		return apierr.Wrap(apierr.CodeUnavailable, err, "%s answered %s without an envelope", p.base, resp.Status)
 	}
 	if env.Error != nil {
 		return env.Error
@@ -137,7 +138,7 @@ type pnPort struct {
 // subnet checks that the subnet is the VM's project's: one the caller
 // cannot see at all is a bad field (400); one of another project is
 // NOT_FOUND, as PrismNET answers for it within the project.
-func (p *prismnet) subnet(ctx context.Context, field, id, project string) error {
+func (p *peer) subnet(ctx context.Context, field, id, project string) error {
 	err := p.call(ctx, "GET", "/api/v1/subnets/"+url.PathEscape(id)+"?project_id="+url.QueryEscape(project), nil, &pnSubnet{})
 	if apierr.CodeOf(err) != apierr.CodeNotFound {
 		return err

@@ -45,7 +45,8 @@ type Service struct {
 	log      *slog.Logger
 	console  ConsoleReader
 	images   *images.Store // nil without an image dir
-	prismnet *prismnet     // nil without PrismNET
+	prismnet *peer         // PrismNET's REST API; nil without
+	credits  *peer         // CreditService's; nil without
 }
 
 // NewService returns PlasmaVMC over cli; console reads consoles (nil: none
@@ -54,7 +55,10 @@ func NewService(cfg Config, cli *clientv3.Client, console ConsoleReader) (*Servi
 	cfg.Defaults()
 	s := &Service{cfg: cfg, st: newStore(cli), now: time.Now, log: slog.Default().With("service", "plasmavmc"), console: console}
 	if cfg.PrismNETURL != "" {
-		s.prismnet = newPrismNET(cfg.PrismNETURL)
+		s.prismnet = newPeer(cfg.PrismNETURL)
+	}
+	if cfg.CreditServiceURL != "" {
+		s.credits = newPeer(cfg.CreditServiceURL)
 	}
 	if cfg.ImageDir != "" {
 		var err error
@@ -143,6 +147,9 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 	vm := VM{Boot: boot, ImageID: img.ID, ID: ids.New("vm"), Name: req.Name, OrgID: req.OrgID, ProjectID: req.ProjectID, State: StateCreating,
 		CPUs: req.VCPUs, MemoryMB: req.MemoryMiB, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, Hypervisor: req.Hypervisor,
 		DiskSizeGB: req.DiskSizeGB, Power: PowerOff, CreatedAt: now, UpdatedAt: now}
+	if err := s.checkQuota(ctx, vm); err != nil {
+		return VM{}, err
+	}
 	if err := s.createPorts(ctx, &vm, req.Networks); err != nil {
 		return VM{}, err
 	}

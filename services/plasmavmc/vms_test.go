@@ -326,3 +326,34 @@ func TestPlacementAcrossNodes(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A project's quota in CreditService bounds its VMs: past a limit the
+// create is 409 QUOTA_EXCEEDED naming it, and nothing is made.
+func TestQuota(t *testing.T) {
+	e := startVMs(t)
+	body := `{"org_id":"org-123","limits":{"vcpus":2,"vms":5}}`
+	r, _ := http.NewRequest("PUT", "http://"+e.st.CreditService.HTTPAddr()+"/api/v1/quotas/proj-456", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := e.hc.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("set quota: %d", resp.StatusCode)
+	}
+	e.vm(201, "POST", "/api/v1/vms", create("q1", 1, 128))
+	e.vm(201, "POST", "/api/v1/vms", create("q2", 1, 128))
+	code, data := e.call("POST", "/api/v1/vms", create("q3", 1, 128))
+	if code != 409 || !strings.Contains(string(data), `"QUOTA_EXCEEDED"`) || !strings.Contains(string(data), `"limit":"vcpus"`) {
+		t.Fatalf("past the quota: %d %s", code, data)
+	}
+	if _, d := e.call("GET", "/api/v1/vms?project_id=proj-456", nil); strings.Count(string(d), `"id":"vm-`) != 2 {
+		t.Fatalf("vms after the refusal: %s", d)
+	}
+	// Another project has no quota: it is only the node's room (the two
+	// vCPUs this node has are taken) that refuses it.
+	other := create("free", 1, 128)
+	other["project_id"] = "proj-other"
+	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms", other)
+}
