@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/photoncloud/photon/internal/auth"
@@ -164,8 +166,17 @@ func New(cfg Config) (*Stack, error) {
 	if s.Hypervisor != nil {
 		console = s.Hypervisor.Console
 	}
+	// Metering charges as the bootstrap admin: in loopback trust no token
+	// is needed, else the one IAM keeps current in the data dir.
+	adminToken := cfg.IAM.AdminTokenPath
+	credential := func() string {
+		if b, err := os.ReadFile(adminToken); err == nil && len(b) > 0 {
+			return "Bearer " + strings.TrimSpace(string(b))
+		}
+		return ""
+	}
 	vmc, err := plasmavmc.New(cfg.PlasmaVMC, func() plasmavmc.Deps {
-		return plasmavmc.Deps{Client: cf.Client(), Auth: cf.Auth(), Console: console}
+		return plasmavmc.Deps{Client: cf.Client(), Auth: cf.Auth(), Console: console, Credential: credential}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plasmavmc: %w", err)

@@ -36,15 +36,19 @@ const (
 // minor unit. Available is Balance − Reserved; it may go below zero only
 // down to −CreditLimit.
 type Wallet struct {
-	ProjectID        string    `json:"project_id"`
-	OrgID            string    `json:"org_id"`
-	Balance          int64     `json:"balance"`
-	Reserved         int64     `json:"reserved"`
-	Available        int64     `json:"available"`
-	CreditLimit      int64     `json:"credit_limit"`
-	Currency         string    `json:"currency"`
-	Status           string    `json:"status"`
-	Suspension       string    `json:"suspension,omitempty"`
+	ProjectID   string `json:"project_id"`
+	OrgID       string `json:"org_id"`
+	Balance     int64  `json:"balance"`
+	Reserved    int64  `json:"reserved"`
+	Available   int64  `json:"available"`
+	CreditLimit int64  `json:"credit_limit"`
+	Currency    string `json:"currency"`
+	Status      string `json:"status"`
+	Suspension  string `json:"suspension,omitempty"`
+	// Metering opts the wallet into server-side metering: services charge
+	// it for running resources each period (PlasmaVMC's VMs), and refuse
+	// to create what it cannot pay the first period of.
+	Metering         bool      `json:"metering"`
 	TransactionCount int64     `json:"transaction_count"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
@@ -97,6 +101,7 @@ type CreateWalletRequest struct {
 type UpdateWalletRequest struct {
 	Status      *string `json:"status"`
 	CreditLimit *int64  `json:"credit_limit"`
+	Metering    *bool   `json:"metering"`
 }
 
 // TopUpRequest is the body of POST /api/v1/wallets/{project_id}/topup.

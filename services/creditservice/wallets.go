@@ -207,6 +207,9 @@ func (s *Service) UpdateWallet(ctx context.Context, project string, req UpdateWa
 			}
 			w.CreditLimit = *req.CreditLimit
 		}
+		if req.Metering != nil {
+			w.Metering = *req.Metering
+		}
 		if req.Status != nil {
 			switch *req.Status {
 			case WalletClosed:

@@ -21,6 +21,9 @@ type Config struct {
 	// CreditServiceURL is CreditService's REST API, whose quotas bound a
 	// project's VMs ("": no quotas).
 	CreditServiceURL string
+	// Prices meter running VMs for wallets that opt in (Period 0: no
+	// metering).
+	Prices Prices
 	// MaxImageBytes bounds one image upload.
 	MaxImageBytes int64
 	// RequestTimeout bounds each request's store work; MaxBodyBytes its body.

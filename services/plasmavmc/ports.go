@@ -85,6 +85,11 @@ func newPeer(base string) *peer {
 // envelope's data into out; an error envelope comes back as the typed
 // error PrismNET answered.
 func (p *peer) call(ctx context.Context, method, path string, body, out any) error {
+	return p.callKeyed(ctx, method, path, "", body, out)
+}
+
+// callKeyed is call with an Idempotency-Key (when not "").
+func (p *peer) callKeyed(ctx context.Context, method, path, key string, body, out any) error {
 	var rd *bytes.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -102,6 +107,9 @@ func (p *peer) call(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	if c := credential(ctx); c != "" {
 		req.Header.Set("Authorization", c)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {

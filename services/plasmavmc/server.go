@@ -17,6 +17,9 @@ type Deps struct {
 	Client  *clientv3.Client
 	Auth    *auth.Authenticator
 	Console ConsoleReader
+	// Credential is the Authorization header metering charges with ("" in
+	// loopback trust).
+	Credential func() string
 }
 
 // Server runs PlasmaVMC's controller as a lifecycle component.
@@ -26,6 +29,8 @@ type Server struct {
 	svc  *Service
 	http *rest.Server
 
+	cancel   context.CancelFunc // the meter
+	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -48,12 +53,25 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.http = rest.NewServer("plasmavmc", s.cfg.HTTPAddr, NewHandler(s.svc, d.Auth))
-	return s.http.Start(ctx)
+	if err := s.http.Start(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Prices.Period > 0 {
+		bg, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.svc.meter(bg, d.Credential) }()
+	}
+	return nil
 }
 
 // Stop stops serving. A second call does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+			s.wg.Wait()
+		}
 		if s.http != nil {
 			s.stopErr = s.http.Stop(ctx)
 		}

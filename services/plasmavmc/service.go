@@ -150,6 +150,9 @@ func (s *Service) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error)
 	if err := s.checkQuota(ctx, vm); err != nil {
 		return VM{}, err
 	}
+	if err := s.checkCredit(ctx, vm); err != nil {
+		return VM{}, err
+	}
 	if err := s.createPorts(ctx, &vm, req.Networks); err != nil {
 		return VM{}, err
 	}

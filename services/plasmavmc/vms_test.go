@@ -32,7 +32,7 @@ type vmEnv struct {
 
 // startVMs starts a stack whose hypervisor agent runs QEMU; it skips
 // without QEMU.
-func startVMs(t *testing.T) *vmEnv {
+func startVMs(t *testing.T, tweak ...func(*platform.Config)) *vmEnv {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 is not installed (scripts/install-deps.sh installs it)")
@@ -43,6 +43,9 @@ func startVMs(t *testing.T) *vmEnv {
 	cfg.HypervisorConfig.DataDir = filepath.Join(cfg.DataDir, "vms")
 	cfg.HypervisorConfig.StopGrace = 2 * time.Second
 	cfg.HypervisorConfig.Resync = 500 * time.Millisecond
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	st := testutil.StartStackWith(t, cfg)
 	e := &vmEnv{t: t, st: st, base: "http://" + st.PlasmaVMC.HTTPAddr(), hc: &http.Client{Timeout: 15 * time.Second},
 		dir: cfg.HypervisorConfig.DataDir}
@@ -356,4 +359,104 @@ func TestQuota(t *testing.T) {
 	other := create("free", 1, 128)
 	other["project_id"] = "proj-other"
 	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms", other)
+}
+
+// creditCall is one request to CreditService as the loopback admin.
+func (e *vmEnv) creditCall(method, path, body string) (int, string) {
+	e.t.Helper()
+	r, _ := http.NewRequest(method, "http://"+e.st.CreditService.HTTPAddr()+path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := e.hc.Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// meterCharges are the metering charges of vm in the project's wallet.
+func (e *vmEnv) meterCharges(project, vm string) []string {
+	e.t.Helper()
+	code, body := e.creditCall("GET", "/api/v1/wallets/"+project+"/transactions?limit=1000", "")
+	if code != 200 {
+		e.t.Fatalf("transactions: %d %s", code, body)
+	}
+	var env struct {
+		Data struct {
+			Transactions []struct {
+				Type, Description, ResourceID string
+				Amount                        int64
+			} `json:"transactions"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, tx := range env.Data.Transactions {
+		if tx.Type == "charge" && strings.Contains(tx.Description, vm) {
+			out = append(out, tx.Description)
+		}
+	}
+	return out
+}
+
+// A wallet that opts into metering pays for each running VM once per
+// period — also when the meter runs again in the same period — and a VM it
+// cannot pay the first period of is refused with 402.
+func TestMetering(t *testing.T) {
+	e := startVMs(t, func(c *platform.Config) {
+		c.PlasmaVMC.Prices = plasmavmc.Prices{VCPUHour: 3600, Period: time.Second} // 1 per vCPU and second
+	})
+	for _, p := range []struct{ project, balance string }{{"proj-456", "100"}, {"proj-poor", "0"}} {
+		if code, body := e.creditCall("POST", "/api/v1/wallets", `{"project_id":"`+p.project+`","org_id":"org-123","initial_balance":`+p.balance+`}`); code != 201 {
+			t.Fatalf("wallet: %d %s", code, body)
+		}
+		if code, body := e.creditCall("PATCH", "/api/v1/wallets/"+p.project, `{"metering":true}`); code != 200 || !strings.Contains(body, `"metering":true`) {
+			t.Fatalf("metering on: %d %s", code, body)
+		}
+	}
+	poor := create("poor", 1, 128)
+	poor["project_id"] = "proj-poor"
+	e.fails(402, "INSUFFICIENT_CREDIT", "", "POST", "/api/v1/vms", poor)
+
+	vm := e.vm(201, "POST", "/api/v1/vms", create("metered", 1, 128))
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	time.Sleep(1500 * time.Millisecond)
+	if got := e.meterCharges("proj-456", vm.ID); len(got) != 0 {
+		t.Fatalf("a stopped VM was charged: %v", got)
+	}
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	e.waitState(vm.ID, plasmavmc.StateRunning)
+	time.Sleep(3 * time.Second)
+	// The same period metered again (as by another replica): no new charge.
+	now := time.Now()
+	if err := e.st.PlasmaVMC.Service().Meter(t.Context(), now); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.meterCharges("proj-456", vm.ID))
+	if err := e.st.PlasmaVMC.Service().Meter(t.Context(), now); err != nil {
+		t.Fatal(err)
+	}
+	charges := e.meterCharges("proj-456", vm.ID)
+	if len(charges) != before || len(charges) < 2 {
+		t.Fatalf("charges: %d before the repeat, %d after: %v", before, len(charges), charges)
+	}
+	seen := map[string]bool{}
+	for _, c := range charges {
+		if seen[c] {
+			t.Fatalf("a period charged twice: %v", charges)
+		}
+		seen[c] = true
+	}
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", `{"force": true}`)
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	time.Sleep(1500 * time.Millisecond)
+	stopped := len(e.meterCharges("proj-456", vm.ID))
+	time.Sleep(2 * time.Second)
+	if after := len(e.meterCharges("proj-456", vm.ID)); after != stopped {
+		t.Fatalf("charged after the stop: %d → %d", stopped, after)
+	}
 }
