@@ -35,6 +35,12 @@ func (h *handler) routes() []route {
 		{"POST /api/v1/vms/{id}/stop", h.stop},
 		{"POST /api/v1/vms/{id}/reboot", h.one(s.RebootVM)},
 		{"GET /api/v1/vms/{id}/console", h.console},
+		{"POST /api/v1/vms/{id}/volumes", h.attach},
+		{"DELETE /api/v1/vms/{id}/volumes/{volume_id}", h.detach},
+		{"POST /api/v1/volumes", h.createVolume},
+		{"GET /api/v1/volumes", h.listVolumes},
+		{"GET /api/v1/volumes/{id}", h.getVolume},
+		{"DELETE /api/v1/volumes/{id}", h.deleteVolume},
 		{"POST /api/v1/images", h.uploadImage},
 		{"GET /api/v1/images", h.listImages},
 		{"GET /api/v1/images/{id}", h.getImage},
@@ -247,6 +253,85 @@ func (h *handler) deleteImage(r *http.Request) (any, error) {
 	defer cancel()
 	id := r.PathValue("id")
 	if err := h.svc.DeleteImage(ctx, id, q.Get("org_id"), q.Get("project_id")); err != nil {
+		return nil, err
+	}
+	return Deleted{ID: id, Deleted: true}, nil
+}
+
+func (h *handler) attach(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	var req AttachRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.AttachVolume(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), req)
+}
+
+func (h *handler) detach(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.DetachVolume(ctx, r.PathValue("id"), r.PathValue("volume_id"), q.Get("org_id"), q.Get("project_id"))
+}
+
+func (h *handler) createVolume(r *http.Request) (any, error) {
+	if _, err := rest.Query(r); err != nil {
+		return nil, err
+	}
+	var req CreateVolumeRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	v, err := h.svc.CreateVolume(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return rest.Created(v), nil
+}
+
+func (h *handler) listVolumes(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := rest.Limit(q, defListLimit, maxListLimit)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.ListVolumes(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
+}
+
+func (h *handler) getVolume(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.GetVolume(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
+}
+
+func (h *handler) deleteVolume(r *http.Request) (any, error) {
+	q, err := rest.Query(r, "org_id", "project_id")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	if err := h.svc.DeleteVolume(ctx, id, q.Get("org_id"), q.Get("project_id")); err != nil {
 		return nil, err
 	}
 	return Deleted{ID: id, Deleted: true}, nil

@@ -89,6 +89,11 @@ func FinishDelete(ctx context.Context, cli *clientv3.Client, it state.Item[VM]) 
 		if err != nil {
 			return err
 		}
+		vols, err := releaseVolumesOps(ctx, st, it.Value)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, vols...)
 		ops = append(ops, st.vms.DeleteOp(it.ID, it.ModRevision), st.owners.DeleteAnyOp(it.Value.ID))
 		if it.Value.ImageID != "" {
 			ops = append(ops, st.users.DeleteAnyOp(it.Value.ImageID+"/"+it.Value.ID))

@@ -13,14 +13,16 @@ import (
 // that two creates can never both take the last room on a node.
 const (
 	prefix       = "/photon/plasmavmc/"
-	vmsPrefix    = prefix + "vms/"          // <project>/<vm>
-	ownersPrefix = prefix + "owners/"       // <vm> → project
-	nodesPrefix  = prefix + "nodes/"        // <node> → Node, on its agent's lease
-	allocPrefix  = prefix + "alloc/"        // <node> → what its VMs take
-	imagesPrefix = prefix + "images/"       // <project>/<image>
-	imgOwners    = prefix + "image-owners/" // <image> → project
-	imgNames     = prefix + "image-names/"  // <project>/<name> → image
-	imgUsers     = prefix + "image-vms/"    // <image>/<vm>: the image is in use
+	vmsPrefix    = prefix + "vms/"           // <project>/<vm>
+	ownersPrefix = prefix + "owners/"        // <vm> → project
+	nodesPrefix  = prefix + "nodes/"         // <node> → Node, on its agent's lease
+	allocPrefix  = prefix + "alloc/"         // <node> → what its VMs take
+	imagesPrefix = prefix + "images/"        // <project>/<image>
+	imgOwners    = prefix + "image-owners/"  // <image> → project
+	imgNames     = prefix + "image-names/"   // <project>/<name> → image
+	imgUsers     = prefix + "image-vms/"     // <image>/<vm>: the image is in use
+	volsPrefix   = prefix + "volumes/"       // <project>/<volume>
+	volOwners    = prefix + "volume-owners/" // <volume> → project
 )
 
 // KeyPrefix is where all of PlasmaVMC's state lives.
@@ -48,6 +50,8 @@ type store struct {
 	imgOwn *state.Collection[owner]
 	names  *state.Collection[ref]
 	users  *state.Collection[ref]
+	vols   *state.Collection[Volume]
+	volOwn *state.Collection[owner]
 }
 
 // ref points at a resource.
@@ -66,5 +70,7 @@ func newStore(cli *clientv3.Client) *store {
 		imgOwn: state.NewCollection[owner](cli, imgOwners, "image"),
 		names:  state.NewCollection[ref](cli, imgNames, "image name"),
 		users:  state.NewCollection[ref](cli, imgUsers, "image use"),
+		vols:   state.NewCollection[Volume](cli, volsPrefix, "volume"),
+		volOwn: state.NewCollection[owner](cli, volOwners, "volume"),
 	}
 }

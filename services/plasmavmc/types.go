@@ -44,7 +44,9 @@ type VM struct {
 	// Boot is how the node boots the VM from its image (nil: no image).
 	Boot *Boot `json:"boot,omitempty"`
 	// NICs are the VM's network interfaces, in the guest's order.
-	NICs       []NIC      `json:"nics"`
+	NICs []NIC `json:"nics"`
+	// Volumes are the extra disks attached to the VM, after its root disk.
+	Volumes    []string   `json:"volumes"`
 	DiskSizeGB int        `json:"disk_size_gb,omitempty"`
 	Node       string     `json:"node"`
 	PID        int        `json:"pid,omitempty"`
@@ -172,4 +174,47 @@ type Boot struct {
 	Kernel  string `json:"kernel,omitempty"` // kernel: direct boot
 	Initrd  string `json:"initrd,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
+}
+
+// Volume states.
+const (
+	VolumeAvailable = "available"
+	VolumeInUse     = "in-use"
+)
+
+// Volume is an extra disk: a blank qcow2 of size_gb that lives on the node
+// of the VM it was first attached to (a node-local disk: it can move only
+// with its VM's node), and keeps its data across detach and attach.
+type Volume struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	OrgID      string    `json:"org_id"`
+	ProjectID  string    `json:"project_id"`
+	SizeGB     int       `json:"size_gb"`
+	Status     string    `json:"status"`
+	AttachedTo string    `json:"attached_to,omitempty"`
+	Node       string    `json:"node,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Owner is the volume's org, project and id.
+func (v Volume) Owner() (string, string, string) { return v.OrgID, v.ProjectID, v.ID }
+
+// CreateVolumeRequest is the body of POST /api/v1/volumes.
+type CreateVolumeRequest struct {
+	Name      string `json:"name"`
+	OrgID     string `json:"org_id"`
+	ProjectID string `json:"project_id"`
+	SizeGB    int    `json:"size_gb"`
+}
+
+// AttachRequest is the body of POST /api/v1/vms/{id}/volumes.
+type AttachRequest struct {
+	VolumeID string `json:"volume_id"`
+}
+
+// VolumeList is a page of volumes.
+type VolumeList struct {
+	Volumes       []Volume `json:"volumes"`
+	NextPageToken string   `json:"next_page_token,omitempty"`
 }

@@ -460,3 +460,65 @@ func TestMetering(t *testing.T) {
 		t.Fatalf("charged after the stop: %d → %d", stopped, after)
 	}
 }
+
+// Volumes: created, attached to a stopped VM (its next disk: QEMU gets it
+// at the next start), refused while it runs or is in use, detached with its
+// data kept, and its disk removed from the node once the volume is deleted.
+func TestVolumes(t *testing.T) {
+	e := startVMs(t)
+	code, data := e.call("POST", "/api/v1/volumes", map[string]any{"name": "data", "org_id": "org-123", "project_id": "proj-456", "size_gb": 1})
+	var vol plasmavmc.Volume
+	if code != 201 || json.Unmarshal(data, &vol) != nil || vol.Status != plasmavmc.VolumeAvailable {
+		t.Fatalf("create volume: %d %s", code, data)
+	}
+	e.fails(400, "VALIDATION_ERROR", "size_gb", "POST", "/api/v1/volumes", map[string]any{"name": "x", "org_id": "org-123", "project_id": "proj-456", "size_gb": 0})
+
+	vm := e.vm(201, "POST", "/api/v1/vms", create("with-volume", 1, 128))
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	att := e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/volumes", map[string]any{"volume_id": vol.ID})
+	if len(att.Volumes) != 1 || att.Volumes[0] != vol.ID {
+		t.Fatalf("attached: %v", att.Volumes)
+	}
+	e.fails(409, "FAILED_PRECONDITION", "", "DELETE", "/api/v1/volumes/"+vol.ID, nil)
+	other := e.vm(201, "POST", "/api/v1/vms", create("other", 1, 128))
+	e.waitState(other.ID, plasmavmc.StateStopped)
+	e.fails(409, "FAILED_PRECONDITION", "", "POST", "/api/v1/vms/"+other.ID+"/volumes", map[string]any{"volume_id": vol.ID})
+	e.fails(400, "VALIDATION_ERROR", "volume_id", "POST", "/api/v1/vms/"+other.ID+"/volumes", map[string]any{"volume_id": "vol-nowhere"})
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/start", nil)
+	run := e.waitState(vm.ID, plasmavmc.StateRunning)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", run.PID))
+	if err != nil || !strings.Contains(string(cmdline), vol.ID+".qcow2") {
+		t.Fatalf("qemu's command line has no volume: %q", cmdline)
+	}
+	disk := filepath.Join(e.dir, ".volumes", vol.ID+".qcow2")
+	if _, err := os.Stat(disk); err != nil {
+		t.Fatal(err)
+	}
+	e.fails(409, "FAILED_PRECONDITION", "", "DELETE", "/api/v1/vms/"+vm.ID+"/volumes/"+vol.ID, nil)
+
+	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", `{"force": true}`)
+	e.waitState(vm.ID, plasmavmc.StateStopped)
+	if det := e.vm(200, "DELETE", "/api/v1/vms/"+vm.ID+"/volumes/"+vol.ID, nil); len(det.Volumes) != 0 {
+		t.Fatalf("detached: %v", det.Volumes)
+	}
+	if code, data := e.call("GET", "/api/v1/volumes/"+vol.ID, nil); code != 200 || !strings.Contains(string(data), `"status":"available"`) {
+		t.Fatalf("volume after detach: %d %s", code, data)
+	}
+	if _, err := os.Stat(disk); err != nil {
+		t.Fatalf("the detached volume's disk: %v", err)
+	}
+	if code, data := e.call("DELETE", "/api/v1/volumes/"+vol.ID, nil); code != 200 {
+		t.Fatalf("delete volume: %d %s", code, data)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(disk); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted volume's disk is still on the node")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -359,6 +359,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	for _, it := range vms {
 		a.step(rctx, it)
 	}
+	a.collectVolumes(rctx)
 }
 
 // step moves one VM toward what its owner wants.
@@ -472,6 +473,49 @@ func (a *Agent) prepare(ctx context.Context, vm plasmavmc.VM) error {
 	return os.Rename(tmp, root)
 }
 
+// volumesDir holds the node's volumes' disks.
+func (a *Agent) volumesDir() string { return filepath.Join(a.cfg.DataDir, ".volumes") }
+
+// volumeDisk is a volume's disk on this node, made (blank) the first time.
+func (a *Agent) volumeDisk(ctx context.Context, project, id string) (string, error) {
+	v, err := plasmavmc.VolumeOf(ctx, a.cli, project, id)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(a.volumesDir(), id+".qcow2")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(a.volumesDir(), 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := images.Blank(ctx, tmp, int64(v.SizeGB)<<30); err != nil {
+		_ = os.Remove(tmp)
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
+}
+
+// collectVolumes removes the disks of volumes that no longer exist.
+func (a *Agent) collectVolumes(ctx context.Context) {
+	ents, err := os.ReadDir(a.volumesDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".qcow2")
+		if !ok {
+			continue
+		}
+		if plasmavmc.VolumeGone(ctx, a.cli, id) {
+			if err := os.Remove(filepath.Join(a.volumesDir(), e.Name())); err == nil {
+				a.log.Info("volume disk removed", "volume", id)
+			}
+		}
+	}
+}
+
 // ensureTap makes the tap unless it exists.
 func ensureTap(name string) error {
 	if _, err := os.Stat(filepath.Join("/sys/class/net", name)); err == nil {
@@ -504,6 +548,14 @@ func (a *Agent) start(ctx context.Context, it state.Item[plasmavmc.VM]) {
 	}
 	if _, err := os.Stat(a.rootDisk(vm.ID)); err == nil {
 		spec.Disks = []qemu.Disk{{Path: a.rootDisk(vm.ID), Format: "qcow2"}}
+	}
+	for _, id := range vm.Volumes {
+		path, err := a.volumeDisk(ctx, vm.ProjectID, id)
+		if err != nil {
+			a.failed(ctx, it, "volume "+id+": "+err.Error())
+			return
+		}
+		spec.Disks = append(spec.Disks, qemu.Disk{Path: path, Format: "qcow2"})
 	}
 	for _, n := range vm.NICs {
 		if err := ensureTap(n.Tap); err != nil {
