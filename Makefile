@@ -34,13 +34,16 @@ e2e:
 ## bench: ChainFire against stock etcd; IAM token checks against raw ed25519
 ## and authenticated against loopback-trust HTTP; CreditService reserve+commit
 ## against a PostgreSQL ledger; PrismNET port creations, and TCP across VXLAN
-## against a plain veth (root; results: bench/RESULTS.md)
+## against a plain veth (root); PlasmaVMC create+start to the guest's marker
+## against the same QEMU command line run directly, 1 and 8 VMs at once
+## (results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
 	$(GO) run ./bench/iam
 	$(GO) run ./bench/creditservice
 	$(GO) run ./bench/prismnet
+	$(GO) run ./bench/plasmavmc
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)
