@@ -94,6 +94,8 @@ type Agent struct {
 	mu       sync.Mutex
 	procs    map[string]*qemu.Process // by VM id
 	stopping map[string]stopKind      // a stop is under way (a deliberate exit)
+	starting map[string]bool          // a start is under way
+	run      context.Context          // the agent's life, for work that outlasts a reconcile
 }
 
 // New prepares an agent over cli; Start runs it.
@@ -117,7 +119,7 @@ func New(cfg Config, cli *clientv3.Client) (*Agent, error) {
 		node: plasmavmc.Node{Name: cfg.Node, VCPUs: vcpus, MemoryMiB: int(float64(mem) * cfg.RAMAllocationRatio),
 			Accel: accel, MaxVCPUs: vcpus, StartedAt: time.Now().UTC()},
 		log:   slog.Default().With("service", "plasmavmc-agent", "node", cfg.Node),
-		procs: map[string]*qemu.Process{}, stopping: map[string]stopKind{}}, nil
+		procs: map[string]*qemu.Process{}, stopping: map[string]stopKind{}, starting: map[string]bool{}}, nil
 }
 
 // capacity is the host's CPUs and memory in MiB (/proc/meminfo).
@@ -157,7 +159,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	run, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.cancel, a.run = cancel, run
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.keepRegistered(run, lease) }()
 	go func() { defer a.wg.Done(); a.watch(run) }()
@@ -405,7 +407,25 @@ func (a *Agent) step(ctx context.Context, it state.Item[plasmavmc.VM]) {
 			return true
 		})
 	case vm.Power == plasmavmc.PowerOn && p == nil:
-		a.start(ctx, it)
+		// Each start in its own goroutine: QEMU takes a while to answer
+		// QMP, and the node's other VMs need not wait for it.
+		a.mu.Lock()
+		busy := a.starting[vm.ID]
+		a.starting[vm.ID] = true
+		a.mu.Unlock()
+		if busy {
+			return
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			sctx, cancel := context.WithTimeout(a.run, time.Minute)
+			defer cancel()
+			a.start(sctx, it)
+			a.mu.Lock()
+			delete(a.starting, vm.ID)
+			a.mu.Unlock()
+		}()
 	case vm.Power == plasmavmc.PowerOn:
 		if vm.RebootSeq > vm.RebootsDone {
 			if err := p.Reset(ctx); err != nil {
