@@ -9,8 +9,10 @@ LDFLAGS := -X github.com/photoncloud/photon/internal/buildinfo.Version=$(VERSION
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/photon
 
-## up: build and run every service in one process (state in ./data)
+## up: build and run every service in one process (state in ./data); the
+## Debian packages it runs (QEMU for VMs, iproute2) are installed first
 up: build
+	./scripts/install-deps.sh
 	./$(BIN) up
 
 ## test: install what the tests need, check formatting and vet, run all tests
