@@ -522,3 +522,53 @@ func TestVolumes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A VM's networks must name subnets of its project: one that does not
+// exist is a bad field (400), another project's is 404; nothing is made.
+func TestNetworkValidation(t *testing.T) {
+	e := startVMs(t)
+	pn := "http://" + e.st.PrismNET.HTTPAddr()
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		resp, err := e.hc.Post(pn+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Data map[string]any `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, err)
+		}
+		return env.Data
+	}
+	vpc := post("/api/v1/vpcs", `{"name":"v","org_id":"org-123","project_id":"proj-other","cidr_block":"10.9.0.0/16"}`)
+	sub := post("/api/v1/subnets", `{"name":"s","vpc_id":"`+vpc["id"].(string)+`","cidr_block":"10.9.1.0/24"}`)
+	withNet := func(subnet string) map[string]any {
+		b := create("netted", 1, 128)
+		b["networks"] = []map[string]any{{"subnet_id": subnet}}
+		return b
+	}
+	e.fails(400, "VALIDATION_ERROR", "networks[0].subnet_id", "POST", "/api/v1/vms", withNet("subnet-nowhere"))
+	e.fails(404, "NOT_FOUND", "", "POST", "/api/v1/vms", withNet(sub["id"].(string)))
+	b := create("netted", 1, 128)
+	b["networks"] = []map[string]any{{"subnet_id": sub["id"], "ip": "not-an-ip"}}
+	e.fails(400, "VALIDATION_ERROR", "networks[0].ip", "POST", "/api/v1/vms", b)
+	if _, d := e.call("GET", "/api/v1/vms", nil); strings.Contains(string(d), `"id":"vm-`) {
+		t.Fatalf("a refused create left a VM: %s", d)
+	}
+	resp, err := e.hc.Get(pn + "/api/v1/ports?project_id=proj-other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ports struct {
+		Data struct {
+			Ports []any `json:"ports"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&ports) != nil || len(ports.Data.Ports) != 0 {
+		t.Fatalf("a refused create left ports: %v", ports.Data.Ports)
+	}
+}
