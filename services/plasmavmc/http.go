@@ -27,24 +27,26 @@ type route struct {
 func (h *handler) routes() []route {
 	s := h.svc
 	return []route{
-		{"POST /api/v1/vms", h.create},
-		{"GET /api/v1/vms", h.list},
-		{"GET /api/v1/vms/{id}", h.one(s.GetVM)},
-		{"DELETE /api/v1/vms/{id}", h.one(s.DeleteVM)},
-		{"POST /api/v1/vms/{id}/start", h.one(s.StartVM)},
-		{"POST /api/v1/vms/{id}/stop", h.stop},
-		{"POST /api/v1/vms/{id}/reboot", h.one(s.RebootVM)},
+		{"POST /api/v1/vms", create(h, s.CreateVM)},
+		{"GET /api/v1/vms", list(h, s.ListVMs)},
+		{"GET /api/v1/vms/{id}", one(h, s.GetVM)},
+		{"DELETE /api/v1/vms/{id}", one(h, s.DeleteVM)},
+		{"POST /api/v1/vms/{id}/start", one(h, s.StartVM)},
+		{"POST /api/v1/vms/{id}/stop", oneWith(h, s.StopVM)},
+		{"POST /api/v1/vms/{id}/reboot", one(h, s.RebootVM)},
 		{"GET /api/v1/vms/{id}/console", h.console},
-		{"POST /api/v1/vms/{id}/volumes", h.attach},
-		{"DELETE /api/v1/vms/{id}/volumes/{volume_id}", h.detach},
-		{"POST /api/v1/volumes", h.createVolume},
-		{"GET /api/v1/volumes", h.listVolumes},
-		{"GET /api/v1/volumes/{id}", h.getVolume},
-		{"DELETE /api/v1/volumes/{id}", h.deleteVolume},
+		{"POST /api/v1/vms/{id}/volumes", oneWith(h, s.AttachVolume)},
+		{"DELETE /api/v1/vms/{id}/volumes/{volume_id}", one(h, func(ctx context.Context, id, org, project string) (VM, error) {
+			return s.DetachVolume(ctx, id, pathValue(ctx, "volume_id"), org, project)
+		})},
+		{"POST /api/v1/volumes", create(h, s.CreateVolume)},
+		{"GET /api/v1/volumes", list(h, s.ListVolumes)},
+		{"GET /api/v1/volumes/{id}", one(h, s.GetVolume)},
+		{"DELETE /api/v1/volumes/{id}", del(h, s.DeleteVolume)},
 		{"POST /api/v1/images", h.uploadImage},
-		{"GET /api/v1/images", h.listImages},
-		{"GET /api/v1/images/{id}", h.getImage},
-		{"DELETE /api/v1/images/{id}", h.deleteImage},
+		{"GET /api/v1/images", list(h, s.ListImages)},
+		{"GET /api/v1/images/{id}", one(h, s.GetImage)},
+		{"DELETE /api/v1/images/{id}", del(h, s.DeleteImage)},
 	}
 }
 
@@ -72,26 +74,42 @@ func NewHandler(svc *Service, authn rest.Authn) http.Handler {
 	return rt
 }
 
-// ctx bounds a request's work and carries its credential on to PrismNET.
+// ctx bounds a request's work and carries its credential on to the
+// services PlasmaVMC calls (PrismNET, CreditService).
 func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(WithCredential(r.Context(), r.Header.Get("Authorization")), h.timeout)
+	ctx := WithCredential(r.Context(), r.Header.Get("Authorization"))
+	return context.WithTimeout(context.WithValue(ctx, requestKey{}, r), h.timeout)
 }
 
-func (h *handler) create(r *http.Request) (any, error) {
-	if _, err := rest.Query(r); err != nil {
-		return nil, err
+type requestKey struct{}
+
+// pathValue is a path parameter of the request ctx serves.
+func pathValue(ctx context.Context, name string) string {
+	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	if r == nil {
+		return ""
 	}
-	var req CreateVMRequest
-	if err := rest.Decode(r, &req); err != nil {
-		return nil, err
+	return r.PathValue(name)
+}
+
+// create serves a POST that creates a resource from its JSON body: 201.
+func create[Req, Resp any](h *handler, call func(context.Context, Req) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		if _, err := rest.Query(r); err != nil {
+			return nil, err
+		}
+		var req Req
+		if err := rest.Decode(r, &req); err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		v, err := call(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return rest.Created(v), nil
 	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	vm, err := h.svc.CreateVM(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(vm), nil
 }
 
 const (
@@ -99,49 +117,57 @@ const (
 	maxListLimit = 1000
 )
 
-func (h *handler) list(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
-	if err != nil {
-		return nil, err
+// list serves a list of a scope (org_id, project_id) with paging.
+func list[Resp any](h *handler, call func(ctx context.Context, org, project string, limit int, token string) (Resp, error)) rest.Handler {
+	return func(r *http.Request) (any, error) {
+		q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
+		if err != nil {
+			return nil, err
+		}
+		limit, err := rest.Limit(q, defListLimit, maxListLimit)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := h.ctx(r)
+		defer cancel()
+		return call(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
 	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListVMs(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
 }
 
-// one serves an action on one VM whose query may name its org and project
-// (which must then be its own) and whose body, if any, is an empty object.
-func (h *handler) one(call func(ctx context.Context, id, org, project string) (VM, error)) rest.Handler {
+// one serves a read of or an action on one resource whose query may name
+// its org and project (which must then be its own) and whose body, if any,
+// is an empty object.
+func one[Resp any](h *handler, call func(ctx context.Context, id, org, project string) (Resp, error)) rest.Handler {
+	return oneWith(h, func(ctx context.Context, id, org, project string, _ struct{}) (Resp, error) {
+		return call(ctx, id, org, project)
+	})
+}
+
+// oneWith is one with a JSON body.
+func oneWith[Req, Resp any](h *handler, call func(ctx context.Context, id, org, project string, req Req) (Resp, error)) rest.Handler {
 	return func(r *http.Request) (any, error) {
 		q, err := rest.Query(r, "org_id", "project_id")
 		if err != nil {
 			return nil, err
 		}
-		if err := rest.Decode(r, &struct{}{}); err != nil {
+		var req Req
+		if err := rest.Decode(r, &req); err != nil {
 			return nil, err
 		}
 		ctx, cancel := h.ctx(r)
 		defer cancel()
-		return call(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
+		return call(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), req)
 	}
 }
 
-func (h *handler) stop(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	var req StopRequest
-	if err := rest.Decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.StopVM(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), req)
+// del serves a DELETE of one resource.
+func del(h *handler, call func(ctx context.Context, id, org, project string) error) rest.Handler {
+	return one(h, func(ctx context.Context, id, org, project string) (Deleted, error) {
+		if err := call(ctx, id, org, project); err != nil {
+			return Deleted{}, err
+		}
+		return Deleted{ID: id, Deleted: true}, nil
+	})
 }
 
 func (h *handler) console(r *http.Request) (any, error) {
@@ -218,121 +244,4 @@ func (h *handler) uploadImage(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return rest.Created(img), nil
-}
-
-func (h *handler) listImages(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListImages(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
-}
-
-func (h *handler) getImage(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetImage(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
-}
-
-func (h *handler) deleteImage(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteImage(ctx, id, q.Get("org_id"), q.Get("project_id")); err != nil {
-		return nil, err
-	}
-	return Deleted{ID: id, Deleted: true}, nil
-}
-
-func (h *handler) attach(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	var req AttachRequest
-	if err := rest.Decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.AttachVolume(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"), req)
-}
-
-func (h *handler) detach(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.DetachVolume(ctx, r.PathValue("id"), r.PathValue("volume_id"), q.Get("org_id"), q.Get("project_id"))
-}
-
-func (h *handler) createVolume(r *http.Request) (any, error) {
-	if _, err := rest.Query(r); err != nil {
-		return nil, err
-	}
-	var req CreateVolumeRequest
-	if err := rest.Decode(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	v, err := h.svc.CreateVolume(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return rest.Created(v), nil
-}
-
-func (h *handler) listVolumes(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id", "limit", "page_token")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := rest.Limit(q, defListLimit, maxListLimit)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.ListVolumes(ctx, q.Get("org_id"), q.Get("project_id"), limit, q.Get("page_token"))
-}
-
-func (h *handler) getVolume(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	return h.svc.GetVolume(ctx, r.PathValue("id"), q.Get("org_id"), q.Get("project_id"))
-}
-
-func (h *handler) deleteVolume(r *http.Request) (any, error) {
-	q, err := rest.Query(r, "org_id", "project_id")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
-	id := r.PathValue("id")
-	if err := h.svc.DeleteVolume(ctx, id, q.Get("org_id"), q.Get("project_id")); err != nil {
-		return nil, err
-	}
-	return Deleted{ID: id, Deleted: true}, nil
 }
