@@ -151,9 +151,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	lease, err := a.register(ctx)
+	presence, err := state.NewPresence(ctx, a.cli, nodeTTL, func(ctx context.Context, lease clientv3.LeaseID) error {
+		return plasmavmc.RegisterNode(ctx, a.cli, a.node, lease)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("plasmavmc agent: %w", err)
 	}
 	if err := a.reattach(ctx); err != nil {
 		return err
@@ -161,43 +163,16 @@ func (a *Agent) Start(ctx context.Context) error {
 	run, cancel := context.WithCancel(context.Background())
 	a.cancel, a.run = cancel, run
 	a.wg.Add(3)
-	go func() { defer a.wg.Done(); a.keepRegistered(run, lease) }()
-	go func() { defer a.wg.Done(); a.watch(run) }()
+	go func() { defer a.wg.Done(); presence.Keep(run, nil) }()
+	go func() { defer a.wg.Done(); state.WatchKick(run, a.cli, plasmavmc.KeyPrefix+"vms/", a.trigger) }()
 	go func() { defer a.wg.Done(); a.loop(run) }()
 	a.log.Info("plasmavmc agent started", "accel", a.accel, "vcpus", a.node.VCPUs, "memory_mib", a.node.MemoryMiB)
 	return nil
 }
 
-const nodeTTL = 10 // seconds
-
-func (a *Agent) register(ctx context.Context) (clientv3.LeaseID, error) {
-	g, err := a.cli.Grant(ctx, nodeTTL)
-	if err != nil {
-		return 0, fmt.Errorf("plasmavmc agent: lease: %w", err)
-	}
-	return g.ID, plasmavmc.RegisterNode(ctx, a.cli, a.node, g.ID)
-}
-
-// keepRegistered keeps the node's lease alive, registering again if it
-// was lost; on stop it revokes it, so the node leaves at once.
-func (a *Agent) keepRegistered(ctx context.Context, lease clientv3.LeaseID) {
-	for ctx.Err() == nil {
-		if ch, err := a.cli.KeepAlive(ctx, lease); err == nil {
-			for range ch {
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-		if id, err := a.register(ctx); err == nil {
-			lease = id
-		}
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _ = a.cli.Revoke(rctx, lease)
-}
+// nodeTTL is how long the node's record outlives its agent's last
+// keepalive.
+const nodeTTL = 10 * time.Second
 
 // runDir is a VM's runtime dir.
 func (a *Agent) runDir(id string) string { return filepath.Join(a.cfg.DataDir, id) }
@@ -309,22 +284,6 @@ func (a *Agent) report(ctx context.Context, it state.Item[plasmavmc.VM], fn func
 		return true
 	}); err != nil {
 		a.log.Warn("reporting vm state", "vm", it.Value.ID, "err", err)
-	}
-}
-
-// watch kicks the loop on every change under PlasmaVMC's prefix.
-func (a *Agent) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		for wr := range a.cli.Watch(clientv3.WithRequireLeader(ctx), plasmavmc.KeyPrefix+"vms/", clientv3.WithPrefix()) {
-			if wr.Err() != nil {
-				break
-			}
-			a.trigger()
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 

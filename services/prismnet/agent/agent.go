@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/photoncloud/photon/internal/state"
 	"github.com/photoncloud/photon/services/prismnet"
 	"github.com/photoncloud/photon/services/prismnet/dataplane"
 )
@@ -162,58 +163,25 @@ func (a *Agent) Start(ctx context.Context) error {
 	run, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	node := prismnet.Node{Name: a.cfg.Node, VTEP: a.vtep.String(), Version: a.cfg.Version, StartedAt: time.Now().UTC()}
-	lease, err := a.register(ctx, node)
+	presence, err := state.NewPresence(ctx, a.cli, prismnet.NodeTTL(), func(ctx context.Context, lease clientv3.LeaseID) error {
+		return prismnet.RegisterNode(ctx, a.cli, node, lease)
+	})
 	if err != nil {
 		cancel()
-		return err
+		return fmt.Errorf("prismnet agent: %w", err)
 	}
-	a.wg.Add(3)
-	go func() { defer a.wg.Done(); a.keepRegistered(run, node, lease) }()
-	go func() { defer a.wg.Done(); a.watch(run) }()
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); presence.Keep(run, a.trigger) }()
+	go func() { defer a.wg.Done(); state.WatchKick(run, a.cli, prismnet.KeyPrefix, a.trigger) }()
+	go func() { defer a.wg.Done(); a.watchLinks(run) }()
 	go func() { defer a.wg.Done(); a.loop(run) }()
 	a.log.Info("prismnet agent started", "vtep", a.vtep)
 	return nil
 }
 
-// register publishes the node on a new lease.
-func (a *Agent) register(ctx context.Context, n prismnet.Node) (clientv3.LeaseID, error) {
-	g, err := a.cli.Grant(ctx, int64(prismnet.NodeTTL()/time.Second))
-	if err != nil {
-		return 0, fmt.Errorf("prismnet agent: lease: %w", err)
-	}
-	if err := prismnet.RegisterNode(ctx, a.cli, n, g.ID); err != nil {
-		return 0, err
-	}
-	return g.ID, nil
-}
-
-// keepRegistered keeps the node's lease alive, and registers again when
-// it was lost (the store was unreachable for longer than its TTL).
-func (a *Agent) keepRegistered(ctx context.Context, n prismnet.Node, lease clientv3.LeaseID) {
-	for ctx.Err() == nil {
-		ch, err := a.cli.KeepAlive(ctx, lease)
-		if err == nil {
-			for range ch {
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-		if id, err := a.register(ctx, n); err == nil {
-			lease = id
-			a.trigger()
-		}
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _ = a.cli.Revoke(rctx, lease) // the node goes at once, not after its TTL
-}
-
-// watch kicks the loop on every change under PrismNET's prefix, and on
-// every link change in the node's namespace (a device being created for a
-// port that is already bound).
-func (a *Agent) watch(ctx context.Context) {
+// watchLinks kicks the loop on every link change in the node's namespace
+// (a device created for a port that is already bound).
+func (a *Agent) watchLinks(ctx context.Context) {
 	links := make(chan netlink.LinkUpdate, 64)
 	var opts netlink.LinkSubscribeOptions
 	if a.cfg.NetNS != "" {
@@ -231,31 +199,18 @@ func (a *Agent) watch(ctx context.Context) {
 	}
 	if err := netlink.LinkSubscribeWithOptions(links, done, opts); err != nil {
 		a.log.Warn("prismnet agent: no link updates; relying on resync", "err", err)
-		links = nil
+		return
 	}
-	for ctx.Err() == nil {
-		wch := a.cli.Watch(clientv3.WithRequireLeader(ctx), prismnet.KeyPrefix, clientv3.WithPrefix())
-		for alive := true; alive; {
-			select {
-			case <-ctx.Done():
-				return
-			case wr, ok := <-wch:
-				if !ok || wr.Err() != nil {
-					alive = false
-					break
-				}
-				a.trigger()
-			case _, ok := <-links:
-				if !ok {
-					links = nil
-					break
-				}
-				a.trigger()
-			}
-		}
+	for {
 		select {
 		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
+			return
+		case _, ok := <-links:
+			if !ok {
+				<-ctx.Done()
+				return
+			}
+			a.trigger()
 		}
 	}
 }
