@@ -52,7 +52,7 @@ func startVMs(t *testing.T, tweak ...func(*platform.Config)) *vmEnv {
 	t.Cleanup(e.hc.CloseIdleConnections)
 	// Whatever a failing test leaves running goes.
 	t.Cleanup(func() {
-		out, _ := exec.Command("pgrep", "-f", e.dir).Output()
+		out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+e.dir).Output()
 		for _, pid := range strings.Fields(string(out)) {
 			_ = exec.Command("kill", "-9", pid).Run()
 		}

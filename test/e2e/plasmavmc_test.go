@@ -102,10 +102,10 @@ func (n *pnNet) waitConsole(h, id, want string) string {
 	}
 }
 
-// killUnder kills every process whose command line names dir: the VMs a
+// killUnder kills every QEMU whose command line names dir: the VMs a
 // test's photon up started, which outlive it by design.
 func killUnder(dir string) {
-	out, _ := exec.Command("pgrep", "-f", dir).Output()
+	out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+dir).Output()
 	for _, pid := range strings.Fields(string(out)) {
 		_ = exec.Command("kill", "-9", pid).Run()
 	}

@@ -44,11 +44,17 @@ func startUp(t *testing.T, cmd *exec.Cmd, ready func(*upProcess) bool) *upProces
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() {
+		p.done <- cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-exited:
+		default:
 			_ = cmd.Process.Kill()
-			<-p.done
+			<-exited
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
