@@ -14,7 +14,7 @@ import (
 // refuse to delete a parent that still has children.
 const (
 	passwordsPrefix   = policy.SecretsPrefix + "passwords/"
-	credentialsPrefix = policy.SecretsPrefix + "credentials/"
+	credentialsPrefix = policy.CredentialsPrefix
 	signingKeysPrefix = policy.SecretsPrefix + "signing-keys/"
 	indexPrefix       = "/photon/iam-index/"
 	orgProjectsPrefix = indexPrefix + "org-projects/" // <org>/<project>

@@ -16,6 +16,9 @@ const (
 	RevokedPrincipalsPrefix = Prefix + "revoked/principals/"
 
 	SecretsPrefix = "/photon/iam-secrets/"
+	// CredentialsPrefix holds access keys with their secrets (S3 checks
+	// signatures with the secret itself): <access key id> → the key.
+	CredentialsPrefix = SecretsPrefix + "credentials/"
 )
 
 // SystemScope is the scope above every org and project.
