@@ -147,6 +147,8 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
 	fs.StringVar(&cfg.CreditService.HTTPAddr, "creditservice-http-addr", "127.0.0.1:8086", "CreditService REST listen address")
 	fs.StringVar(&cfg.PrismNET.HTTPAddr, "prismnet-http-addr", "127.0.0.1:8087", "PrismNET REST listen address")
+	fs.StringVar(&cfg.LightningSTOR.HTTPAddr, "lightningstor-addr", "127.0.0.1:9000", "LightningSTOR's S3 API listen address")
+	fs.StringVar(&cfg.LightningSTOR.Domain, "s3-domain", "localhost", "virtual-host-style addressing: <bucket>.<domain>")
 	fs.StringVar(&cfg.PlasmaVMC.HTTPAddr, "plasmavmc-http-addr", "127.0.0.1:8084", "PlasmaVMC REST listen address")
 	fs.Int64Var(&cfg.PlasmaVMC.Prices.VCPUHour, "vcpu-hour-price", 10, "what a metered wallet pays per vCPU and hour of a running VM")
 	fs.Int64Var(&cfg.PlasmaVMC.Prices.GiBHour, "gib-hour-price", 5, "what a metered wallet pays per GiB of memory and hour of a running VM")

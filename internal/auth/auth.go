@@ -174,3 +174,10 @@ func IsLoopback(remoteAddr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// AsBootstrap is ctx acting as the bootstrap admin: for what the platform
+// itself does in-process at start (issuing S3's bootstrap access key),
+// never for a request.
+func (a *Authenticator) AsBootstrap(ctx context.Context) context.Context {
+	return WithSubject(ctx, a, bootstrap)
+}

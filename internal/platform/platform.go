@@ -20,6 +20,7 @@ import (
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/lightningstor"
 	"github.com/photoncloud/photon/services/plasmavmc"
 	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 	"github.com/photoncloud/photon/services/prismnet"
@@ -44,6 +45,7 @@ type Config struct {
 	// this process runs PlasmaVMC's node agent, which runs the VMs.
 	Hypervisor       string
 	HypervisorConfig hypervisor.Config
+	LightningSTOR    lightningstor.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -57,6 +59,7 @@ type Stack struct {
 	Agent         *agent.Component // nil when the data plane is off
 	PlasmaVMC     *plasmavmc.Server
 	Hypervisor    *hypervisor.Component // nil when this process runs no VMs
+	LightningSTOR *lightningstor.Server
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -90,10 +93,15 @@ func New(cfg Config) (*Stack, error) {
 		cfg.PlasmaVMC.ImageDir = filepath.Join(abs, "plasmavmc", "images")
 	}
 	cfg.PlasmaVMC.Defaults()
+	cfg.LightningSTOR.Version = buildinfo.Version
+	if cfg.LightningSTOR.DataDir == "" {
+		cfg.LightningSTOR.DataDir = filepath.Join(abs, "lightningstor")
+	}
+	cfg.LightningSTOR.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr, cfg.LightningSTOR.HTTPAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +191,15 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.PlasmaVMC = vmc
 	s.group.Add(vmc)
+	ls, err := lightningstor.New(cfg.LightningSTOR, func() lightningstor.Deps {
+		return lightningstor.Deps{Client: cf.Client(), Auth: cf.Auth()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lightningstor: %w", err)
+	}
+	s.LightningSTOR = ls
+	s.group.Add(ls)
+	s.group.Add(&s3Key{path: filepath.Join(abs, S3CredentialsFile), cf: cf, iam: im})
 	if s.Hypervisor != nil {
 		s.group.Add(s.Hypervisor)
 	}
@@ -209,6 +226,7 @@ func (s *Stack) Endpoints() []Endpoint {
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
+		{"LightningSTOR", "http://" + s.LightningSTOR.HTTPAddr(), "-", "S3 API; health at /-/health; bootstrap key in " + filepath.Join(s.cfg.DataDir, S3CredentialsFile)},
 		{"PlasmaVMC", "http://" + s.PlasmaVMC.HTTPAddr(), "-", "virtual machines on QEMU; " + s.hypervisor()},
 		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups; data plane " + s.dataplane()},
 	}

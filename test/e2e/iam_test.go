@@ -33,6 +33,7 @@ type upStack struct {
 	csAddr                     string // --creditservice-http-addr
 	pnAddr                     string // --prismnet-http-addr
 	vmAddr                     string // --plasmavmc-http-addr
+	s3Addr                     string // --lightningstor-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -52,6 +53,7 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		csAddr:   testutil.FreeAddr(t),
 		pnAddr:   testutil.FreeAddr(t),
 		vmAddr:   testutil.FreeAddr(t),
+		s3Addr:   testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -85,6 +87,7 @@ func (s *upStack) start(t *testing.T) {
 		"--creditservice-http-addr", s.csAddr,
 		"--prismnet-http-addr", s.pnAddr,
 		"--plasmavmc-http-addr", s.vmAddr,
+		"--lightningstor-addr", s.s3Addr,
 		"--hypervisor", "off",
 		// The data plane would program this machine's own namespace;
 		// the tests that want it say so (a later flag wins).

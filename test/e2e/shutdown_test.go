@@ -53,6 +53,7 @@ func TestShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		"PHOTON_CREDITSERVICE_HTTP_ADDR=" + testutil.FreeAddr(t),
 		"PHOTON_PRISMNET_HTTP_ADDR=" + testutil.FreeAddr(t),
 		"PHOTON_PLASMAVMC_HTTP_ADDR=" + testutil.FreeAddr(t),
+		"PHOTON_LIGHTNINGSTOR_ADDR=" + testutil.FreeAddr(t),
 	}
 	p, base := startUpOnEnv(t, dataDir, env)
 

@@ -1,0 +1,147 @@
+package lightningstor
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/auth/policy"
+	"github.com/photoncloud/photon/internal/rest"
+	"github.com/photoncloud/photon/services/lightningstor/objstore"
+	"github.com/photoncloud/photon/services/lightningstor/sigv4"
+)
+
+// Permissions LightningSTOR checks: "lightningstor.<resource>.<verb>".
+const (
+	permBucketsCreate = "lightningstor.buckets.create"
+	permBucketsDelete = "lightningstor.buckets.delete"
+	permBucketsList   = "lightningstor.buckets.list"
+	permBucketsGet    = "lightningstor.buckets.get"
+	permBucketsUpdate = "lightningstor.buckets.update"
+	permObjectsGet    = "lightningstor.objects.get"
+	permObjectsList   = "lightningstor.objects.list"
+	permObjectsPut    = "lightningstor.objects.put"
+	permObjectsDelete = "lightningstor.objects.delete"
+)
+
+// handler is the S3 API: routing (path-style and virtual-host-style),
+// SigV4 authentication, and the operations over the object store.
+type handler struct {
+	cfg   Config
+	store *objstore.Store
+	authn *auth.Authenticator
+	keys  sigv4.Secrets
+	keyOf func(ctx context.Context, id string) (auth.AccessKey, error)
+	now   func() time.Time
+	rt    *rest.Router // /-/health and /-/metrics
+}
+
+// request is one S3 request as the operations see it.
+type request struct {
+	r      *http.Request
+	ctx    context.Context // carries the caller for auth.Require
+	anon   bool
+	bucket string
+	key    string
+	query  url.Values
+	body   interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := strings.ToUpper(strings.ReplaceAll(uuid.NewString(), "-", "")[:16])
+	w.Header().Set("x-amz-request-id", id)
+	w.Header().Set("Server", "LightningSTOR")
+	bucket, key := h.route(r)
+	// Health and metrics live under "/-/": a bucket name cannot start
+	// with '-', so they never shadow a bucket.
+	if bucket == "" && strings.HasPrefix(r.URL.Path, "/-/") {
+		h.rt.ServeHTTP(w, r)
+		return
+	}
+	req, err := h.authenticate(r, bucket, key)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer req.body.Close()
+	if err := h.dispatch(w, req); err != nil {
+		writeError(w, r, err)
+	}
+}
+
+// route finds the bucket and key: virtual-host style when the Host is
+// "<bucket>.<domain>", else path-style "/<bucket>/<key>".
+func (h *handler) route(r *http.Request) (bucket, key string) {
+	host := r.Host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	path := r.URL.Path
+	if d := h.cfg.Domain; d != "" && strings.HasSuffix(host, "."+d) {
+		return strings.TrimSuffix(host, "."+d), strings.TrimPrefix(path, "/")
+	}
+	path = strings.TrimPrefix(path, "/")
+	bucket, key, _ = strings.Cut(path, "/")
+	return bucket, key
+}
+
+// authenticate verifies the request's signature and attaches its caller.
+func (h *handler) authenticate(r *http.Request, bucket, key string) (*request, error) {
+	res, body, err := sigv4.Verify(r.Context(), r, h.keys, h.now())
+	if err != nil {
+		return nil, err
+	}
+	req := &request{r: r, ctx: r.Context(), anon: res.Anonymous, bucket: bucket, key: key, query: r.URL.Query(), body: body}
+	if !res.Anonymous {
+		k, err := h.keyOf(r.Context(), res.AccessKeyID)
+		if err != nil {
+			body.Close()
+			return nil, err
+		}
+		req.ctx = h.authn.WithKeySubject(r.Context(), k)
+	}
+	return req, nil
+}
+
+// authorize checks perm on a bucket of project: anonymous callers may only
+// read objects of public-read buckets; another project's bucket is
+// AccessDenied, as S3 answers for a bucket one does not own.
+func (h *handler) authorize(req *request, perm string, b objstore.Bucket) error {
+	if req.anon {
+		if b.ACL == aclPublicRead && (perm == permObjectsGet) {
+			return nil
+		}
+		return ErrAccessDenied
+	}
+	if err := auth.Require(req.ctx, perm, policy.Target{ProjectID: b.ProjectID}); err != nil {
+		return ErrAccessDenied
+	}
+	return nil
+}
+
+// project is the caller's project: where its buckets are made and listed.
+func (h *handler) project(req *request) (string, error) {
+	if req.anon {
+		return "", ErrAccessDenied
+	}
+	s, err := auth.Caller(req.ctx)
+	if err != nil || s.Scope == "" || s.Scope == policy.SystemScope {
+		return "", ErrAccessDenied
+	}
+	return s.Scope, nil
+}
+
+// Canned ACLs.
+const (
+	aclPrivate    = "private"
+	aclPublicRead = "public-read"
+)

@@ -1,0 +1,703 @@
+// Package objstore is LightningSTOR's storage engine: bucket and object
+// metadata in bbolt, object bytes in immutable files named by random ids. It
+// knows nothing of HTTP or auth, so the S3 front end stays a thin translator.
+//
+// Layout under the data dir:
+//
+//	meta.db                          bbolt: "buckets" name→bucket, "objects"/<bucket id>/key→object
+//	objects/<bucket id>/tmp/<rand>   bodies being written (removed at Open)
+//	objects/<bucket id>/<2 hex>/<id> committed bodies; never modified after rename
+//
+// A key's text never reaches the file system, so no key can escape the data dir.
+package objstore
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Canned ACLs a bucket can carry.
+const (
+	ACLPrivate    = "private"
+	ACLPublicRead = "public-read"
+)
+
+// Errors the S3 layer maps to S3 error codes.
+var (
+	ErrBucketExists       = errors.New("bucket already exists")
+	ErrBucketNotFound     = errors.New("no such bucket")
+	ErrBucketNotEmpty     = errors.New("bucket not empty")
+	ErrNoSuchKey          = errors.New("no such key")
+	ErrInvalidBucketName  = errors.New("invalid bucket name")
+	ErrKeyTooLong         = errors.New("key too long")
+	ErrInvalidKey         = errors.New("invalid key")
+	ErrInvalidACL         = errors.New("invalid canned ACL")
+	ErrBadDigest          = errors.New("content MD5 does not match the body")
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrClosed             = errors.New("store closed")
+)
+
+var (
+	bktBuckets = []byte("buckets")
+	bktObjects = []byte("objects")
+)
+
+// Bucket is a bucket's metadata. Names are global across projects, as in S3.
+type Bucket struct {
+	Name      string
+	ProjectID string
+	CreatedAt time.Time
+	ACL       string // ACLPrivate or ACLPublicRead
+}
+
+// bucketRecord adds the random id that names the bucket's data directory, so
+// a bucket deleted and re-created under the same name never sees old files.
+type bucketRecord struct {
+	Bucket
+	ID string
+}
+
+// ObjectMeta is what HEAD returns about an object.
+type ObjectMeta struct {
+	Bucket, Key  string
+	Size         int64
+	ETag         string            // quoted hex MD5, as S3 shows it
+	ContentType  string            //
+	UserMeta     map[string]string // x-amz-meta-* (names without the prefix)
+	Headers      map[string]string // Content-Encoding, Content-Disposition, Cache-Control, Content-Language, Expires
+	LastModified time.Time
+}
+
+// objectRecord is the stored form; FileID names the body file.
+type objectRecord struct {
+	FileID       string            `json:"f"`
+	Size         int64             `json:"s"`
+	ETag         string            `json:"e"`
+	ContentType  string            `json:"t,omitempty"`
+	UserMeta     map[string]string `json:"u,omitempty"`
+	Headers      map[string]string `json:"h,omitempty"`
+	LastModified time.Time         `json:"m"`
+}
+
+func (r objectRecord) meta(bucket, key string) ObjectMeta {
+	return ObjectMeta{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ContentType: r.ContentType,
+		UserMeta: copyMap(r.UserMeta), Headers: copyMap(r.Headers), LastModified: r.LastModified}
+}
+
+// Store is one node's object store. It is safe for concurrent use.
+type Store struct {
+	dir string
+	db  *bolt.DB
+
+	// unlinkMu orders "read metadata, then open its file" (readers, shared)
+	// against "unlink a file the committed metadata no longer names"
+	// (exclusive), so a reader never finds its file already gone.
+	unlinkMu sync.RWMutex
+}
+
+// Open opens (creating if needed) the store in dir and repairs what a crash
+// can leave: temp files of unfinished PUTs and body files no metadata names.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open meta.db: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bktBuckets); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bktObjects)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("objstore: init meta.db: %w", err)
+	}
+	s := &Store{dir: dir, db: db}
+	if err := s.collectGarbage(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("objstore: recover: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the metadata database. Open files from GetObject stay valid.
+func (s *Store) Close() error { return s.db.Close() }
+
+// collectGarbage removes temp files, body files that no object names (left by
+// a crash between rename/commit and unlink), and directories of buckets that
+// no longer exist. It runs before the store is shared, so nothing races it.
+func (s *Store) collectGarbage() error {
+	live := map[string]map[string]bool{} // bucket id → file ids
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
+			var br bucketRecord
+			if err := json.Unmarshal(v, &br); err != nil {
+				return err
+			}
+			ids := map[string]bool{}
+			live[br.ID] = ids
+			ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
+			if ob == nil {
+				return nil
+			}
+			return ob.ForEach(func(_, v []byte) error {
+				var r objectRecord
+				if err := json.Unmarshal(v, &r); err != nil {
+					return err
+				}
+				ids[r.FileID] = true
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return err
+	}
+	root := filepath.Join(s.dir, "objects")
+	bdirs, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var removed int
+	for _, bd := range bdirs {
+		ids, ok := live[bd.Name()]
+		if !ok {
+			if err := os.RemoveAll(filepath.Join(root, bd.Name())); err != nil {
+				return err
+			}
+			removed++
+			continue
+		}
+		subs, err := os.ReadDir(filepath.Join(root, bd.Name()))
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			sdir := filepath.Join(root, bd.Name(), sub.Name())
+			if sub.Name() == "tmp" {
+				n, err := removeContents(sdir, nil)
+				if err != nil {
+					return err
+				}
+				removed += n
+				continue
+			}
+			n, err := removeContents(sdir, ids)
+			if err != nil {
+				return err
+			}
+			removed += n
+		}
+	}
+	if removed > 0 {
+		slog.Info("objstore: removed leftovers after unclean shutdown", "dir", s.dir, "count", removed)
+	}
+	return nil
+}
+
+// removeContents deletes every entry of dir whose name is not in keep.
+func removeContents(dir string, keep map[string]bool) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if keep[e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// CreateBucket creates a bucket owned by project. Names are global.
+func (s *Store) CreateBucket(name, project, acl string) (Bucket, error) {
+	if err := ValidateBucketName(name); err != nil {
+		return Bucket{}, err
+	}
+	acl, err := validateACL(acl)
+	if err != nil {
+		return Bucket{}, err
+	}
+	br := bucketRecord{
+		Bucket: Bucket{Name: name, ProjectID: project, CreatedAt: time.Now().UTC(), ACL: acl},
+		ID:     newID(),
+	}
+	// The directory comes first: a crash before the commit leaves only an
+	// empty directory that Open removes.
+	bdir := filepath.Join(s.dir, "objects", br.ID)
+	if err := os.MkdirAll(filepath.Join(bdir, "tmp"), 0o700); err != nil {
+		return Bucket{}, err
+	}
+	if err := syncDir(filepath.Join(s.dir, "objects")); err != nil {
+		return Bucket{}, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		bb := tx.Bucket(bktBuckets)
+		if bb.Get([]byte(name)) != nil {
+			return fmt.Errorf("%w: %s", ErrBucketExists, name)
+		}
+		if _, err := tx.Bucket(bktObjects).CreateBucket([]byte(br.ID)); err != nil {
+			return err
+		}
+		return putJSON(bb, []byte(name), br)
+	})
+	if err != nil {
+		os.RemoveAll(bdir)
+		return Bucket{}, err
+	}
+	return br.Bucket, nil
+}
+
+// Bucket returns a bucket's metadata.
+func (s *Store) Bucket(name string) (Bucket, error) {
+	var br bucketRecord
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		br, err = getBucket(tx, name)
+		return err
+	})
+	return br.Bucket, err
+}
+
+// DeleteBucket deletes an empty bucket.
+func (s *Store) DeleteBucket(name string) error {
+	var br bucketRecord
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if br, err = getBucket(tx, name); err != nil {
+			return err
+		}
+		ob := tx.Bucket(bktObjects)
+		if k, _ := ob.Bucket([]byte(br.ID)).Cursor().First(); k != nil {
+			return fmt.Errorf("%w: %s", ErrBucketNotEmpty, name)
+		}
+		if err := ob.DeleteBucket([]byte(br.ID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bktBuckets).Delete([]byte(name))
+	})
+	if err != nil {
+		return err
+	}
+	// Only temp files of PUTs that will now fail can be left; Open would
+	// also remove the directory if this does not.
+	return os.RemoveAll(filepath.Join(s.dir, "objects", br.ID))
+}
+
+// ListBuckets returns a project's buckets sorted by name.
+func (s *Store) ListBuckets(project string) ([]Bucket, error) {
+	var out []Bucket
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
+			var br bucketRecord
+			if err := json.Unmarshal(v, &br); err != nil {
+				return err
+			}
+			if br.ProjectID == project {
+				out = append(out, br.Bucket)
+			}
+			return nil
+		})
+	})
+	return out, err // bbolt iterates in key (= name) order
+}
+
+// SetBucketACL replaces a bucket's canned ACL.
+func (s *Store) SetBucketACL(name, acl string) error {
+	acl, err := validateACL(acl)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		br, err := getBucket(tx, name)
+		if err != nil {
+			return err
+		}
+		br.ACL = acl
+		return putJSON(tx.Bucket(bktBuckets), []byte(name), br)
+	})
+}
+
+// PutObject stores r's bytes as bucket/key. The body streams into a temp file
+// (hashed on the way) that is fsynced and renamed into place in the same bbolt
+// transaction that records the metadata, so a crash leaves the old object or
+// the new one. If r fails, nothing changes.
+func (s *Store) PutObject(bucket, key string, r io.Reader, meta ObjectMeta, wantMD5 []byte) (ObjectMeta, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectMeta{}, err
+	}
+	br, err := s.lookupBucket(bucket)
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	tmp, err := s.createTemp(br.ID)
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	h := md5.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return ObjectMeta{}, fmt.Errorf("objstore: write body: %w", err)
+	}
+	sum := h.Sum(nil)
+	if wantMD5 != nil && !bytes.Equal(sum, wantMD5) {
+		os.Remove(tmp.Name())
+		return ObjectMeta{}, ErrBadDigest
+	}
+	rec := objectRecord{
+		Size: n, ETag: `"` + hex.EncodeToString(sum) + `"`, ContentType: meta.ContentType,
+		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers),
+	}
+	return s.commit(br, key, tmp.Name(), rec)
+}
+
+// commit gives the finished temp file its final, never-used name and records
+// rec under key in one bbolt transaction, then unlinks the key's old body.
+// The rename (and the directory fsync that makes it durable) happens just
+// before the transaction rather than inside it: the name is fresh, so until
+// the commit no metadata refers to it and a crash leaves only an orphan that
+// Open collects; doing it outside keeps the fsync out of bbolt's single writer
+// lock, so concurrent PUTs only serialize on the metadata commit.
+func (s *Store) commit(br bucketRecord, key, tmpPath string, rec objectRecord) (ObjectMeta, error) {
+	rec.FileID = newID()
+	final := s.objectPath(br.ID, rec.FileID)
+	if err := s.ensureShardDir(br.ID, rec.FileID); err != nil {
+		os.Remove(tmpPath)
+		return ObjectMeta{}, err
+	}
+	if err := os.Rename(tmpPath, final); err != nil {
+		os.Remove(tmpPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return ObjectMeta{}, fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
+		}
+		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
+	}
+	// The rename must be durable before the metadata that names it is.
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		os.Remove(final)
+		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
+	}
+	var old string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		cur, err := getBucket(tx, br.Name)
+		if err != nil {
+			return err
+		}
+		if cur.ID != br.ID { // deleted and re-created while we streamed
+			return fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
+		}
+		ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
+		if v := ob.Get([]byte(key)); v != nil {
+			var prev objectRecord
+			if err := json.Unmarshal(v, &prev); err != nil {
+				return err
+			}
+			old = prev.FileID
+		}
+		// Stamped under the writer lock so LastModified follows commit order.
+		rec.LastModified = time.Now().UTC()
+		return putJSON(ob, []byte(key), rec)
+	})
+	if err != nil {
+		os.Remove(final)
+		return ObjectMeta{}, err
+	}
+	if old != "" {
+		s.unlink(br.ID, old)
+	}
+	return rec.meta(br.Name, key), nil
+}
+
+// HeadObject returns an object's metadata.
+func (s *Store) HeadObject(bucket, key string) (ObjectMeta, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectMeta{}, err
+	}
+	var rec objectRecord
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		_, rec, err = getObject(tx, bucket, key)
+		return err
+	})
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	return rec.meta(bucket, key), nil
+}
+
+// GetObject returns an object's metadata and its open body file; the caller
+// closes it. The file stays readable even if the key is overwritten or
+// deleted meanwhile, because committed files are immutable and unlinking an
+// open file keeps its data.
+func (s *Store) GetObject(bucket, key string) (ObjectMeta, *os.File, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectMeta{}, nil, err
+	}
+	s.unlinkMu.RLock()
+	defer s.unlinkMu.RUnlock()
+	var br bucketRecord
+	var rec objectRecord
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		br, rec, err = getObject(tx, bucket, key)
+		return err
+	})
+	if err != nil {
+		return ObjectMeta{}, nil, err
+	}
+	f, err := os.Open(s.objectPath(br.ID, rec.FileID))
+	if err != nil {
+		return ObjectMeta{}, nil, fmt.Errorf("objstore: body of %s/%s: %w", bucket, key, err)
+	}
+	return rec.meta(bucket, key), f, nil
+}
+
+// DeleteObject removes bucket/key; a missing key is not an error (as in S3).
+func (s *Store) DeleteObject(bucket, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	var br bucketRecord
+	var old string
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if br, err = getBucket(tx, bucket); err != nil {
+			return err
+		}
+		ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
+		v := ob.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		var rec objectRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		old = rec.FileID
+		return ob.Delete([]byte(key))
+	})
+	if err != nil {
+		return err
+	}
+	if old != "" {
+		s.unlink(br.ID, old)
+	}
+	return nil
+}
+
+// CopyObject copies src to dst. With meta nil the source's content type,
+// user metadata and headers are copied (S3's COPY directive); otherwise
+// those three come from meta (REPLACE). Bodies are immutable, so the copy is
+// a hard link, falling back to a byte copy where linking fails.
+func (s *Store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta *ObjectMeta) (ObjectMeta, error) {
+	if err := ValidateKey(srcKey); err != nil {
+		return ObjectMeta{}, err
+	}
+	if err := ValidateKey(dstKey); err != nil {
+		return ObjectMeta{}, err
+	}
+	dst, err := s.lookupBucket(dstBucket)
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	tmp := filepath.Join(s.dir, "objects", dst.ID, "tmp", newID())
+	srcMeta, err := s.linkBody(srcBucket, srcKey, tmp)
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	rec := objectRecord{Size: srcMeta.Size, ETag: srcMeta.ETag, ContentType: srcMeta.ContentType,
+		UserMeta: srcMeta.UserMeta, Headers: srcMeta.Headers}
+	if meta != nil {
+		rec.ContentType, rec.UserMeta, rec.Headers = meta.ContentType, copyMap(meta.UserMeta), copyMap(meta.Headers)
+	}
+	return s.commit(dst, dstKey, tmp, rec)
+}
+
+// linkBody makes path a hard link to (or, where linking fails, a copy of) the
+// body of bucket/key, holding unlinkMu so the body cannot vanish between
+// reading the metadata and linking it.
+func (s *Store) linkBody(bucket, key, path string) (ObjectMeta, error) {
+	s.unlinkMu.RLock()
+	defer s.unlinkMu.RUnlock()
+	var br bucketRecord
+	var rec objectRecord
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		br, rec, err = getObject(tx, bucket, key)
+		return err
+	})
+	if err != nil {
+		return ObjectMeta{}, err
+	}
+	src := s.objectPath(br.ID, rec.FileID)
+	if err := os.Link(src, path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(filepath.Dir(path)); serr != nil {
+				return ObjectMeta{}, fmt.Errorf("%w: bucket directory gone", ErrBucketNotFound)
+			}
+		}
+		if err := copyFile(src, path); err != nil {
+			os.Remove(path)
+			return ObjectMeta{}, fmt.Errorf("objstore: copy body: %w", err)
+		}
+	}
+	return rec.meta(bucket, key), nil
+}
+
+func copyFile(srcPath, path string) error {
+	src, err := os.Open(srcPath)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, src)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) lookupBucket(name string) (bucketRecord, error) {
+	var br bucketRecord
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		br, err = getBucket(tx, name)
+		return err
+	})
+	return br, err
+}
+
+func (s *Store) createTemp(bucketID string) (*os.File, error) {
+	dir := filepath.Join(s.dir, "objects", bucketID, "tmp")
+	f, err := os.OpenFile(filepath.Join(dir, newID()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: bucket directory gone", ErrBucketNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("objstore: temp file: %w", err)
+	}
+	return f, nil
+}
+
+func (s *Store) objectPath(bucketID, fileID string) string {
+	return filepath.Join(s.dir, "objects", bucketID, fileID[:2], fileID)
+}
+
+// ensureShardDir creates the <2 hex> directory durably the first time.
+func (s *Store) ensureShardDir(bucketID, fileID string) error {
+	d := filepath.Join(s.dir, "objects", bucketID, fileID[:2])
+	err := os.Mkdir(d, 0o700)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: bucket directory gone", ErrBucketNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(d))
+}
+
+// unlink removes a body the committed metadata no longer names. A failure
+// only leaves an orphan that the next Open collects.
+func (s *Store) unlink(bucketID, fileID string) {
+	s.unlinkMu.Lock()
+	defer s.unlinkMu.Unlock()
+	if err := os.Remove(s.objectPath(bucketID, fileID)); err != nil {
+		slog.Warn("objstore: remove replaced body", "err", err)
+	}
+}
+
+func getBucket(tx *bolt.Tx, name string) (bucketRecord, error) {
+	var br bucketRecord
+	v := tx.Bucket(bktBuckets).Get([]byte(name))
+	if v == nil {
+		return br, fmt.Errorf("%w: %s", ErrBucketNotFound, name)
+	}
+	err := json.Unmarshal(v, &br)
+	return br, err
+}
+
+func getObject(tx *bolt.Tx, bucket, key string) (bucketRecord, objectRecord, error) {
+	var rec objectRecord
+	br, err := getBucket(tx, bucket)
+	if err != nil {
+		return br, rec, err
+	}
+	v := tx.Bucket(bktObjects).Bucket([]byte(br.ID)).Get([]byte(key))
+	if v == nil {
+		return br, rec, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key)
+	}
+	err = json.Unmarshal(v, &rec)
+	return br, rec, err
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
