@@ -13,6 +13,8 @@ declare -A need=(
   [nft]=nftables            # PrismNET's data-plane tests read the ruleset the agent wrote
   [qemu-system-x86_64]=qemu-system-x86 # PlasmaVMC runs its VMs on QEMU (TCG here)
   [qemu-img]=qemu-utils     # PlasmaVMC's disks are qcow2 overlays
+  [s3cmd]=s3cmd             # LightningSTOR's e2e: real S3 clients
+  [rclone]=rclone
 )
 if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against

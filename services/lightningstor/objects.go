@@ -33,6 +33,21 @@ func metaFrom(r *http.Request) objstore.ObjectMeta {
 			m.Headers[k] = v
 		}
 	}
+	// aws-chunked is how a signed stream was framed on the wire, not how
+	// the object is encoded: it is not the object's.
+	if ce := m.Headers["Content-Encoding"]; ce != "" {
+		var kept []string
+		for _, e := range strings.Split(ce, ",") {
+			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			delete(m.Headers, "Content-Encoding")
+		} else {
+			m.Headers["Content-Encoding"] = strings.Join(kept, ",")
+		}
+	}
 	return m
 }
 

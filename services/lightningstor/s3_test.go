@@ -128,7 +128,7 @@ func TestObjects(t *testing.T) {
 		t.Fatalf("get: %d bytes, err %v", len(got), err)
 	}
 	st, err := c.StatObject(ctx, "photos", "2026/cat picture+1.jpg", minio.StatObjectOptions{})
-	if err != nil || st.ETag != info.ETag || st.ContentType != "image/jpeg" || st.UserMetadata["Camera"] != "x100" {
+	if err != nil || st.ETag != info.ETag || st.ContentType != "image/jpeg" || st.UserMetadata["Camera"] != "x100" || st.Metadata.Get("Content-Encoding") != "" {
 		t.Fatalf("stat: %+v %v", st, err)
 	}
 	// A range.
