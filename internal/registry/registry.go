@@ -27,12 +27,17 @@ const DefaultTTL = 10 * time.Second
 
 // Entry is one running service instance.
 type Entry struct {
-	Service   string    `json:"service"`
-	Node      string    `json:"node"`
-	HTTP      string    `json:"http,omitempty"`
-	GRPC      string    `json:"grpc,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	StartedAt time.Time `json:"started_at"`
+	Service string `json:"service"`
+	Node    string `json:"node"`
+	HTTP    string `json:"http,omitempty"`
+	GRPC    string `json:"grpc,omitempty"`
+	Version string `json:"version,omitempty"`
+	// HealthPath and MetricsPath are where, on HTTP, the instance answers
+	// health and Prometheus metrics, when not at /health and /metrics
+	// (LightningSTOR's are under /-/, where no bucket can be).
+	HealthPath  string    `json:"health_path,omitempty"`
+	MetricsPath string    `json:"metrics_path,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
 }
 
 // Key is e's key in ChainFire.

@@ -29,7 +29,12 @@ func (h *handler) dispatch(w http.ResponseWriter, req *request) error {
 			return h.bucketACL(w, req)
 		case has(q, "delete") && r.Method == http.MethodPost:
 			return h.deleteObjects(w, req)
-		case has(q, "versioning"), has(q, "uploads"), has(q, "lifecycle"), has(q, "policy"), has(q, "cors"), has(q, "tagging"):
+		case has(q, "uploads"):
+			if r.Method == http.MethodGet {
+				return h.listUploads(w, req)
+			}
+			return ErrMethodNotAllowed
+		case has(q, "versioning"), has(q, "lifecycle"), has(q, "policy"), has(q, "cors"), has(q, "tagging"):
 			return ErrNotImplemented.with(req.bucket, "")
 		}
 		switch r.Method {
@@ -44,7 +49,10 @@ func (h *handler) dispatch(w http.ResponseWriter, req *request) error {
 		}
 		return ErrMethodNotAllowed
 	}
-	if has(q, "uploads") || has(q, "uploadId") || has(q, "tagging") || has(q, "acl") || has(q, "versionId") {
+	if has(q, "uploads") || has(q, "uploadId") {
+		return h.multipart(w, req)
+	}
+	if has(q, "tagging") || has(q, "acl") || has(q, "versionId") {
 		return ErrNotImplemented.with(req.bucket+"/"+req.key, "")
 	}
 	switch r.Method {

@@ -27,6 +27,10 @@ func mapStoreError(err error) *S3Error {
 		{objstore.ErrBadDigest, ErrBadDigest},
 		{objstore.ErrInvalidArgument, ErrInvalidArgument},
 		{objstore.ErrPreconditionFailed, ErrPreconditionFailed},
+		{objstore.ErrNoSuchUpload, ErrNoSuchUpload},
+		{objstore.ErrInvalidPart, ErrInvalidPart},
+		{objstore.ErrInvalidPartOrder, ErrInvalidPartOrder},
+		{objstore.ErrEntityTooSmall, ErrEntityTooSmall},
 	} {
 		if errors.Is(err, m.err) {
 			return m.s3

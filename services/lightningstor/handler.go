@@ -63,7 +63,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key := h.route(r)
 	// Health and metrics live under "/-/": a bucket name cannot start
 	// with '-', so they never shadow a bucket.
-	if bucket == "" && strings.HasPrefix(r.URL.Path, "/-/") {
+	if bucket == "-" && !h.virtualHost(r) {
 		h.rt.ServeHTTP(w, r)
 		return
 	}
@@ -78,19 +78,27 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// route finds the bucket and key: virtual-host style when the Host is
-// "<bucket>.<domain>", else path-style "/<bucket>/<key>".
-func (h *handler) route(r *http.Request) (bucket, key string) {
+// virtualHost reports whether r names its bucket in the Host:
+// "<bucket>.<domain>".
+func (h *handler) virtualHost(r *http.Request) bool {
 	host := r.Host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		host = hh
 	}
-	path := r.URL.Path
-	if d := h.cfg.Domain; d != "" && strings.HasSuffix(host, "."+d) {
-		return strings.TrimSuffix(host, "."+d), strings.TrimPrefix(path, "/")
+	return h.cfg.Domain != "" && strings.HasSuffix(host, "."+h.cfg.Domain)
+}
+
+// route finds the bucket and key: virtual-host style when the Host is
+// "<bucket>.<domain>", else path-style "/<bucket>/<key>".
+func (h *handler) route(r *http.Request) (bucket, key string) {
+	if h.virtualHost(r) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		return strings.TrimSuffix(host, "."+h.cfg.Domain), strings.TrimPrefix(r.URL.Path, "/")
 	}
-	path = strings.TrimPrefix(path, "/")
-	bucket, key, _ = strings.Cut(path, "/")
+	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	return bucket, key
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/testutil"
@@ -296,5 +298,74 @@ func TestTenancy(t *testing.T) {
 	}
 	if err := a.MakeBucket(ctx, "bobs", minio.MakeBucketOptions{}); code(err) != "BucketAlreadyExists" {
 		t.Fatalf("alice takes bob's name: %v", err)
+	}
+}
+
+// Health and metrics live under /-/ (the seed's envelope for health), the
+// registry entry says so, and buckets named "health" and "metrics" work.
+func TestHealthAndReservedPaths(t *testing.T) {
+	e := startS3(t)
+	resp, err := http.Get("http://" + e.addr + "/-/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Data struct {
+			Status, Service string
+		} `json:"data"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || env.Data.Status != "ok" || env.Data.Service != "lightningstor" {
+		t.Fatalf("health: %d %+v", resp.StatusCode, env)
+	}
+	got, err := e.st.ChainFire.Client().Get(context.Background(), "/photon/registry/lightningstor/", clientv3.WithPrefix())
+	if err != nil || len(got.Kvs) != 1 || !strings.Contains(string(got.Kvs[0].Value), `"metrics_path":"/-/metrics"`) {
+		t.Fatalf("registry: %v %v", got, err)
+	}
+	c := e.bootstrapClient()
+	for _, b := range []string{"health", "metrics"} {
+		if err := c.MakeBucket(context.Background(), b, minio.MakeBucketOptions{}); err != nil {
+			t.Fatalf("bucket %s: %v", b, err)
+		}
+		if _, err := c.PutObject(context.Background(), b, "x", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("put in %s: %v", b, err)
+		}
+	}
+}
+
+// Virtual-host-style addressing: the bucket in the Host
+// ("<bucket>.localhost"), as clients configured for it send.
+func TestVirtualHostStyle(t *testing.T) {
+	e := startS3(t)
+	boot := e.bootstrapClient()
+	creds, err := boot.GetCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := creds.AccessKeyID, creds.SecretAccessKey
+	_, port, _ := net.SplitHostPort(e.addr)
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, e.addr) // every <bucket>.localhost is this server
+	}
+	c, err := minio.New("localhost:"+port, &minio.Options{Creds: credentials.NewStaticV4(id, secret, ""), BucketLookup: minio.BucketLookupDNS,
+		Transport: &http.Transport{DialContext: dial}, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.MakeBucket(ctx, "vhosted", minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "vhosted", "k/v.txt", strings.NewReader("vh"), 2, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same object, path-style.
+	o, err := boot.GetObject(ctx, "vhosted", "k/v.txt", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(o); string(b) != "vh" {
+		t.Fatalf("read back %q", b)
 	}
 }

@@ -47,6 +47,10 @@ var (
 	ErrInternal              = &S3Error{Code: "InternalError", Status: http.StatusInternalServerError, Message: "We encountered an internal error. Please try again."}
 	ErrServiceUnavailable    = &S3Error{Code: "ServiceUnavailable", Status: http.StatusServiceUnavailable, Message: "Please reduce your request rate."}
 	ErrEntityTooLarge        = &S3Error{Code: "EntityTooLarge", Status: http.StatusBadRequest, Message: "Your proposed upload exceeds the maximum allowed object size."}
+	ErrNoSuchUpload          = &S3Error{Code: "NoSuchUpload", Status: http.StatusNotFound, Message: "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."}
+	ErrInvalidPart           = &S3Error{Code: "InvalidPart", Status: http.StatusBadRequest, Message: "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."}
+	ErrInvalidPartOrder      = &S3Error{Code: "InvalidPartOrder", Status: http.StatusBadRequest, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."}
+	ErrEntityTooSmall        = &S3Error{Code: "EntityTooSmall", Status: http.StatusBadRequest, Message: "Your proposed upload is smaller than the minimum allowed object size."}
 	ErrIncompleteBody        = &S3Error{Code: "IncompleteBody", Status: http.StatusBadRequest, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header."}
 )
 

@@ -7,6 +7,7 @@ package lightningstor
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/registry"
 	"github.com/photoncloud/photon/internal/rest"
 	"github.com/photoncloud/photon/internal/state"
 	"github.com/photoncloud/photon/services/lightningstor/objstore"
@@ -33,6 +35,7 @@ type Server struct {
 	deps  func() Deps
 	store *objstore.Store
 	http  *rest.Server
+	reg   *registry.Registration
 
 	stopOnce sync.Once
 	stopErr  error
@@ -64,6 +67,16 @@ func (s *Server) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	// Registered with its /-/ paths, so that whatever scrapes the
+	// registry (NightLight) finds its health and metrics.
+	node, _ := os.Hostname()
+	s.reg, err = registry.Register(ctx, d.Client, registry.Entry{Service: "lightningstor", Node: node, HTTP: s.http.Addr(),
+		Version: s.cfg.Version, HealthPath: "/-/health", MetricsPath: "/-/metrics"}, registry.DefaultTTL)
+	if err != nil {
+		_ = s.http.Stop(ctx)
+		st.Close()
+		return err
+	}
 	return nil
 }
 
@@ -91,8 +104,11 @@ func NewHandler(cfg Config, st *objstore.Store, cli *clientv3.Client, authn *aut
 // Stop stops serving and closes the store. A second call does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		if s.reg != nil {
+			s.stopErr = s.reg.Close(ctx)
+		}
 		if s.http != nil {
-			s.stopErr = s.http.Stop(ctx)
+			s.stopErr = errors.Join(s.stopErr, s.http.Stop(ctx))
 		}
 		if s.store != nil {
 			s.stopErr = errors.Join(s.stopErr, s.store.Close())
