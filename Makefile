@@ -67,6 +67,7 @@ fuzz:
 	  $(GO) test ./services/prismnet -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x || exit 1; \
 	done
 	$(GO) test ./services/prismnet/dhcp -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./services/lightningstor/sigv4 -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
