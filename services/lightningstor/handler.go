@@ -121,11 +121,13 @@ func (h *handler) authenticate(r *http.Request, bucket, key string) (*request, e
 }
 
 // authorize checks perm on a bucket of project: anonymous callers may only
-// read objects of public-read buckets; another project's bucket is
+// list and read public-read buckets; another project's bucket is
 // AccessDenied, as S3 answers for a bucket one does not own.
 func (h *handler) authorize(req *request, perm string, b objstore.Bucket) error {
 	if req.anon {
-		if b.ACL == aclPublicRead && (perm == permObjectsGet) {
+		// public-read grants everyone READ: the bucket's listing and its
+		// objects, nothing more.
+		if b.ACL == aclPublicRead && (perm == permObjectsGet || perm == permObjectsList) {
 			return nil
 		}
 		return ErrAccessDenied

@@ -233,6 +233,12 @@ func TestPresignedAndAnonymous(t *testing.T) {
 	if resp, _ := http.Get(anon + "/public-b/hello.txt"); resp == nil || resp.StatusCode != 200 {
 		t.Fatalf("anonymous read of a public-read bucket: %v", resp)
 	}
+	if resp, _ := http.Get(anon + "/public-b?list-type=2"); resp == nil || resp.StatusCode != 200 {
+		t.Fatalf("anonymous listing of a public-read bucket: %v", resp)
+	}
+	if resp, _ := http.Get(anon + "/private-b?list-type=2"); resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("anonymous listing of a private bucket: %v", resp)
+	}
 	w, _ := http.NewRequest("PUT", anon+"/public-b/evil.txt", strings.NewReader("x"))
 	if resp, _ := http.DefaultClient.Do(w); resp.StatusCode != 403 {
 		t.Fatalf("anonymous write to a public-read bucket: %d", resp.StatusCode)
