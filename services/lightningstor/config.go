@@ -1,5 +1,7 @@
 package lightningstor
 
+import "time"
+
 // Config is one LightningSTOR server. Zero fields are filled by Defaults.
 type Config struct {
 	// HTTPAddr serves the S3 API (and /-/health, /-/metrics).
@@ -12,6 +14,9 @@ type Config struct {
 	// Domain, when set, enables virtual-host-style addressing:
 	// "<bucket>.<Domain>".
 	Domain string
+	// UploadExpiry is how long a multipart upload may stay unfinished
+	// before the sweep aborts it.
+	UploadExpiry time.Duration
 	// Version is reported by /-/health.
 	Version string
 }
@@ -26,5 +31,8 @@ func (c *Config) Defaults() {
 	}
 	if c.Domain == "" {
 		c.Domain = "localhost"
+	}
+	if c.UploadExpiry == 0 {
+		c.UploadExpiry = DefaultUploadExpiry
 	}
 }

@@ -37,6 +37,9 @@ type Server struct {
 	http  *rest.Server
 	reg   *registry.Registration
 
+	sweepStop context.CancelFunc // the stale-upload sweep
+	sweepDone chan struct{}
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -61,9 +64,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.store = st
+	sctx, cancel := context.WithCancel(context.Background())
+	s.sweepStop, s.sweepDone = cancel, make(chan struct{})
+	go func() { defer close(s.sweepDone); SweepUploadsEvery(sctx, st, s.cfg.UploadExpiry, time.Hour) }()
 	h := NewHandler(s.cfg, st, d.Client, d.Auth)
 	s.http = rest.NewServer("lightningstor", s.cfg.HTTPAddr, h)
 	if err := s.http.Start(ctx); err != nil {
+		s.stopSweep()
 		st.Close()
 		return err
 	}
@@ -74,6 +81,7 @@ func (s *Server) Start(ctx context.Context) error {
 		Version: s.cfg.Version, HealthPath: "/-/health", MetricsPath: "/-/metrics"}, registry.DefaultTTL)
 	if err != nil {
 		_ = s.http.Stop(ctx)
+		s.stopSweep()
 		st.Close()
 		return err
 	}
@@ -110,11 +118,21 @@ func (s *Server) Stop(ctx context.Context) error {
 		if s.http != nil {
 			s.stopErr = errors.Join(s.stopErr, s.http.Stop(ctx))
 		}
+		s.stopSweep()
 		if s.store != nil {
 			s.stopErr = errors.Join(s.stopErr, s.store.Close())
 		}
 	})
 	return s.stopErr
+}
+
+// stopSweep ends the stale-upload sweep (before the store closes).
+func (s *Server) stopSweep() {
+	if s.sweepStop != nil {
+		s.sweepStop()
+		<-s.sweepDone
+		s.sweepStop = nil
+	}
 }
 
 // HTTPAddr is where S3 listens.

@@ -281,11 +281,11 @@ func (s *Store) PutPart(bucket, key, uploadID string, n int, r io.Reader, wantMD
 		return Part{}, err
 	}
 	if old != "" {
-		s.unlinkMu.Lock()
+		// A completion reading the old file meanwhile sees it vanish
+		// and answers InvalidPart: the part it was asked for is gone.
 		if err := os.Remove(filepath.Join(dir, old)); err != nil {
 			slog.Warn("objstore: remove replaced part", "err", err)
 		}
-		s.unlinkMu.Unlock()
 	}
 	return Part{Number: n, ETag: rec.ETag, Size: rec.Size, LastModified: rec.LastModified}, nil
 }
@@ -377,30 +377,34 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 			return ObjectMeta{}, ErrInvalidPartOrder
 		}
 	}
-	br, urec, used, files, err := s.openParts(bucket, key, uploadID, list)
+	br, urec, used, err := s.checkParts(bucket, key, uploadID, list)
 	if err != nil {
 		return ObjectMeta{}, err
 	}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
 	tmp, err := s.createTemp(br.ID)
 	if err != nil {
 		return ObjectMeta{}, err
 	}
 	etags := md5.New()
 	var size int64
-	for i, f := range files {
-		n, err := io.Copy(tmp, f)
-		if err == nil && n != used[i].Size {
-			err = fmt.Errorf("part %d has %d bytes, want %d", list[i].Number, n, used[i].Size)
+	for i := range used {
+		// One part file open at a time: 10,000 at once would exceed
+		// the process's file limit.
+		n, err := s.appendPart(tmp, br.ID, uploadID, used[i])
+		if errors.Is(err, os.ErrNotExist) {
+			// Aborted, or the part re-uploaded, since checkParts.
+			if _, uerr := s.Upload(bucket, key, uploadID); uerr != nil {
+				err = uerr
+			} else {
+				err = fmt.Errorf("%w: part %d changed during completion", ErrInvalidPart, list[i].Number)
+			}
+		} else if err == nil && n != used[i].Size {
+			err = fmt.Errorf("objstore: part %d has %d bytes, want %d", list[i].Number, n, used[i].Size)
 		}
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
-			return ObjectMeta{}, fmt.Errorf("objstore: assemble: %w", err)
+			return ObjectMeta{}, err
 		}
 		size += n
 		sum, _ := hex.DecodeString(strings.Trim(used[i].ETag, `"`))
@@ -425,6 +429,9 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		os.Remove(tmp.Name())
+		if errors.Is(err, os.ErrNotExist) {
+			return ObjectMeta{}, fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
+		}
 		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
@@ -474,11 +481,22 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 	return obj.meta(bucket, key), nil
 }
 
-// openParts checks the listed parts against the upload and opens their
-// files, holding unlinkMu so no file vanishes between lookup and open.
-func (s *Store) openParts(bucket, key, uploadID string, list []CompletePart) (bucketRecord, uploadRecord, []partRecord, []*os.File, error) {
-	s.unlinkMu.RLock()
-	defer s.unlinkMu.RUnlock()
+// appendPart copies a part file's bytes to w.
+func (s *Store) appendPart(w io.Writer, bucketID, uploadID string, p partRecord) (int64, error) {
+	f, err := os.Open(filepath.Join(s.uploadDir(bucketID, uploadID), p.FileID))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, f)
+	if err != nil {
+		return n, fmt.Errorf("objstore: assemble: %w", err)
+	}
+	return n, nil
+}
+
+// checkParts checks the listed parts against the upload's records.
+func (s *Store) checkParts(bucket, key, uploadID string, list []CompletePart) (bucketRecord, uploadRecord, []partRecord, error) {
 	var br bucketRecord
 	var urec uploadRecord
 	used := make([]partRecord, len(list))
@@ -508,20 +526,9 @@ func (s *Store) openParts(bucket, key, uploadID string, list []CompletePart) (bu
 		return nil
 	})
 	if err != nil {
-		return br, urec, nil, nil, err
+		return br, urec, nil, err
 	}
-	files := make([]*os.File, 0, len(list))
-	for i := range used {
-		f, err := os.Open(filepath.Join(s.uploadDir(br.ID, uploadID), used[i].FileID))
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			return br, urec, nil, nil, fmt.Errorf("objstore: part %d: %w", list[i].Number, err)
-		}
-		files = append(files, f)
-	}
-	return br, urec, used, files, nil
+	return br, urec, used, nil
 }
 
 // deleteUploadTx removes an upload's records.
@@ -540,8 +547,6 @@ func deleteUploadTx(tx *bolt.Tx, bucketID, key, uploadID string) error {
 // removeUploadDir deletes an ended upload's part files. A failure leaves
 // only files that SweepUploads removes later.
 func (s *Store) removeUploadDir(bucketID, uploadID string) {
-	s.unlinkMu.Lock()
-	defer s.unlinkMu.Unlock()
 	if err := os.RemoveAll(s.uploadDir(bucketID, uploadID)); err != nil {
 		slog.Warn("objstore: remove upload's parts", "err", err)
 	}
@@ -743,9 +748,9 @@ func (s *Store) SweepUploads(cutoff time.Time) (int, error) {
 	}
 	for bid, ids := range dirs {
 		if !liveBuckets[bid] {
-			s.unlinkMu.Lock()
-			os.RemoveAll(filepath.Join(root, bid))
-			s.unlinkMu.Unlock()
+			if err := os.RemoveAll(filepath.Join(root, bid)); err != nil {
+				slog.Warn("objstore: remove deleted bucket's parts", "err", err)
+			}
 			continue
 		}
 		for _, id := range ids {

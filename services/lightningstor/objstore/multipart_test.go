@@ -1,13 +1,18 @@
 package objstore
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +356,144 @@ func TestSweepUploads(t *testing.T) {
 	}
 	if n, err := s.SweepUploads(cutoff); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d %v", n, err)
+	}
+}
+
+const (
+	envMPUCrashDir  = "PHOTON_OBJSTORE_MPU_CRASH_DIR"
+	envMPUCrashBase = "PHOTON_OBJSTORE_MPU_CRASH_BASE" // first generation - 1
+)
+
+// mpuBody is generation gen's parts: a whole first part and a short tail,
+// both naming gen so a torn or mixed object shows.
+func mpuBody(gen int) (first, tail []byte) {
+	head := []byte(fmt.Sprintf("gen %d|", gen))
+	first = bytes.Repeat(head, MinPartSize/len(head)+1)[:MinPartSize]
+	return first, []byte(fmt.Sprintf("tail of gen %d", gen))
+}
+
+// TestCompleteCrashChild is the child of TestCrashDuringComplete: it
+// completes uploads of one key forever, printing each acknowledged
+// generation, until the parent kills it.
+func TestCompleteCrashChild(t *testing.T) {
+	dir := os.Getenv(envMPUCrashDir)
+	if dir == "" {
+		t.Skip("the child process of TestCrashDuringComplete")
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := strconv.Atoi(os.Getenv(envMPUCrashBase))
+	for gen := base + 1; ; gen++ {
+		u, err := s.CreateUpload("crash", "k", ObjectMeta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, tail := mpuBody(gen)
+		p1, err := s.PutPart("crash", "k", u.UploadID, 1, bytes.NewReader(first), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := s.PutPart("crash", "k", u.UploadID, 2, bytes.NewReader(tail), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CompleteUpload("crash", "k", u.UploadID, []CompletePart{{1, p1.ETag}, {2, p2.ETag}}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ack %d\n", gen)
+	}
+}
+
+// A kill -9 at any moment of multipart uploads leaves the old object or a
+// whole new one with matching metadata, and a reopened store (plus a
+// sweep) leaves no stray part files.
+func TestCrashDuringComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns writer processes: skipped in -short mode")
+	}
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustBucket(t, s, "crash")
+	s.Close()
+	for round, delay := range []time.Duration{0, 40 * time.Millisecond, 130 * time.Millisecond, 300 * time.Millisecond} {
+		base := round * 1000
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCompleteCrashChild$")
+		cmd.Env = append(os.Environ(), envMPUCrashDir+"="+dir, envMPUCrashBase+"="+strconv.Itoa(base))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked := 0
+		first := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if n, err := fmt.Sscanf(sc.Text(), "ack %d", &acked); n == 1 && err == nil && acked == base+1 {
+					close(first)
+				}
+			}
+		}()
+		select {
+		case <-first:
+		case <-done:
+			cmd.Wait()
+			t.Fatalf("child ended: %s", stderr.String())
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child made no progress: %s", stderr.String())
+		}
+		time.Sleep(delay)
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		cmd.Wait()
+
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		m, f, err := s.GetObject("crash", "k")
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		body, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gen int
+		fmt.Sscanf(string(body[:min(len(body), 32)]), "gen %d|", &gen)
+		p1, p2 := mpuBody(gen)
+		if gen < acked || gen > acked+1 || !bytes.Equal(body, append(p1, p2...)) || m.ETag != multipartETag(p1, p2) {
+			t.Fatalf("round %d: object holds gen %d (%d bytes, ETag %s), last acked %d", round, gen, len(body), m.ETag, acked)
+		}
+		if _, err := s.SweepUploads(time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		var stray []string
+		for _, p := range regularFiles(t, dir) {
+			if strings.HasPrefix(p, "multipart"+string(filepath.Separator)) {
+				stray = append(stray, p)
+			}
+		}
+		if len(stray) != 0 {
+			t.Fatalf("round %d: part files after the sweep: %v", round, stray)
+		}
+		t.Logf("round %d: gen %d after %d acks", round, gen, acked)
+		s.Close()
 	}
 }
