@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/testutil/vmimage"
 	"github.com/photoncloud/photon/services/plasmavmc"
 )
@@ -109,7 +110,9 @@ func (e *vmEnv) waitConsole(id, want string) string {
 // guest obeys → delete, with the disk and the QEMU process gone. The image
 // cannot be deleted while the VM uses it.
 func TestBootFromImage(t *testing.T) {
-	e := startVMs(t)
+	// A grace long enough that a guest still starting acpid when the
+	// first press comes gets the next one.
+	e := startVMs(t, func(c *platform.Config) { c.HypervisorConfig.StopGrace = 15 * time.Second })
 	guest := vmimage.ForTest(t)
 	img := e.image(map[string]string{"name": "test-guest", "org_id": "org-123", "project_id": "proj-456", "format": "kernel",
 		"cmdline": vmimage.Append(nil)}, map[string]string{"kernel": guest.Kernel, "initrd": guest.Initrd})
@@ -135,8 +138,11 @@ func TestBootFromImage(t *testing.T) {
 	began := time.Now()
 	e.vm(200, "POST", "/api/v1/vms/"+vm.ID+"/stop", map[string]any{"force": false})
 	e.waitState(vm.ID, plasmavmc.StateStopped)
-	if d := time.Since(began); d >= 2*time.Second {
+	if d := time.Since(began); d >= 15*time.Second {
 		t.Errorf("the graceful stop took %v: the guest did not power off on ACPI before the grace ran out", d)
+	}
+	if out := e.waitConsole(vm.ID, "PHOTON-POWEROFF"); !strings.Contains(out, vmimage.Marker) {
+		t.Errorf("console after the stop:\n%s", out)
 	}
 	if alive(run.PID) {
 		t.Fatal("qemu alive after stop")

@@ -497,6 +497,9 @@ func (p *Process) Kill() error {
 // quitTimeout bounds how long Stop trusts QMP quit before SIGKILL.
 const quitTimeout = 5 * time.Second
 
+// repress is how often a graceful stop presses the power button again.
+const repress = time.Second
+
 // Stop shuts the VM down: force=false presses the ACPI power button and gives
 // the guest grace to exit on its own before quitting it; force=true quits at
 // once. If QEMU does not honour quit it is killed. Stop returns when the
@@ -509,14 +512,25 @@ func (p *Process) Stop(ctx context.Context, force bool, grace time.Duration) err
 	}
 	if !force {
 		if err := p.Powerdown(ctx); err == nil {
+			// The button is pressed again every few seconds: a guest that
+			// was not yet listening (still booting) misses a press, and a
+			// real one would be pressed again too.
 			t := time.NewTimer(grace)
 			defer t.Stop()
-			select {
-			case <-p.exited:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
+			again := time.NewTicker(repress)
+			defer again.Stop()
+		wait:
+			for {
+				select {
+				case <-p.exited:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-again.C:
+					_ = p.Powerdown(ctx)
+				case <-t.C:
+					break wait
+				}
 			}
 		} else if ctx.Err() != nil {
 			return ctx.Err()
