@@ -52,7 +52,10 @@ func (h *handler) dispatch(w http.ResponseWriter, req *request) error {
 	if has(q, "uploads") || has(q, "uploadId") {
 		return h.multipart(w, req)
 	}
-	if has(q, "tagging") || has(q, "acl") || has(q, "versionId") {
+	if has(q, "tagging") {
+		return h.objectTagging(w, req)
+	}
+	if has(q, "acl") || has(q, "versionId") {
 		return ErrNotImplemented.with(req.bucket+"/"+req.key, "")
 	}
 	switch r.Method {

@@ -33,6 +33,9 @@ func metaFrom(r *http.Request) objstore.ObjectMeta {
 			m.Headers[k] = v
 		}
 	}
+	if tags, err := parseTagHeader(r.Header.Get("x-amz-tagging")); err == nil {
+		m.Tags = tags
+	}
 	// aws-chunked is how a signed stream was framed on the wire, not how
 	// the object is encoded: it is not the object's.
 	if ce := m.Headers["Content-Encoding"]; ce != "" {
@@ -54,6 +57,9 @@ func metaFrom(r *http.Request) objstore.ObjectMeta {
 func (h *handler) putObject(w http.ResponseWriter, req *request) error {
 	b, err := h.bucketFor(req, permObjectsPut)
 	if err != nil {
+		return err
+	}
+	if _, err := parseTagHeader(req.r.Header.Get("x-amz-tagging")); err != nil {
 		return err
 	}
 	var wantMD5 []byte
@@ -225,6 +231,9 @@ func setObjectHeaders(w http.ResponseWriter, m objstore.ObjectMeta) {
 	}
 	for k, v := range m.UserMeta {
 		hd["X-Amz-Meta-"+k] = []string{v}
+	}
+	if len(m.Tags) > 0 {
+		hd.Set("x-amz-tagging-count", strconv.Itoa(len(m.Tags)))
 	}
 }
 

@@ -51,6 +51,7 @@ var (
 	ErrInvalidPart           = &S3Error{Code: "InvalidPart", Status: http.StatusBadRequest, Message: "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."}
 	ErrInvalidPartOrder      = &S3Error{Code: "InvalidPartOrder", Status: http.StatusBadRequest, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."}
 	ErrEntityTooSmall        = &S3Error{Code: "EntityTooSmall", Status: http.StatusBadRequest, Message: "Your proposed upload is smaller than the minimum allowed object size."}
+	ErrInvalidTag            = &S3Error{Code: "InvalidTag", Status: http.StatusBadRequest, Message: "The tag provided was not a valid tag."}
 	ErrIncompleteBody        = &S3Error{Code: "IncompleteBody", Status: http.StatusBadRequest, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header."}
 )
 

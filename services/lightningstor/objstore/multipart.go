@@ -83,6 +83,7 @@ type uploadRecord struct {
 	ContentType string            `json:"t,omitempty"`
 	UserMeta    map[string]string `json:"u,omitempty"`
 	Headers     map[string]string `json:"h,omitempty"`
+	Tags        map[string]string `json:"g,omitempty"`
 }
 
 type partRecord struct {
@@ -130,7 +131,7 @@ func (s *Store) CreateUpload(bucket, key string, meta ObjectMeta) (Upload, error
 	}
 	id := newUploadID()
 	rec := uploadRecord{Initiated: time.Now().UTC(), ContentType: meta.ContentType,
-		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers)}
+		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers), Tags: copyMap(meta.Tags)}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		br, err := getBucket(tx, bucket)
 		if err != nil {
@@ -419,7 +420,7 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 		return ObjectMeta{}, fmt.Errorf("objstore: assemble: %w", err)
 	}
 	obj := objectRecord{Size: size, ETag: fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(etags.Sum(nil)), len(list)),
-		ContentType: urec.ContentType, UserMeta: urec.UserMeta, Headers: urec.Headers, FileID: newID()}
+		ContentType: urec.ContentType, UserMeta: urec.UserMeta, Headers: urec.Headers, Tags: urec.Tags, FileID: newID()}
 
 	// As commit in store.go, plus the upload's end in the same transaction.
 	final := s.objectPath(br.ID, obj.FileID)

@@ -79,6 +79,7 @@ type ObjectMeta struct {
 	ContentType  string            //
 	UserMeta     map[string]string // x-amz-meta-* (names without the prefix)
 	Headers      map[string]string // Content-Encoding, Content-Disposition, Cache-Control, Content-Language, Expires
+	Tags         map[string]string // the object's tag set
 	LastModified time.Time
 }
 
@@ -90,12 +91,13 @@ type objectRecord struct {
 	ContentType  string            `json:"t,omitempty"`
 	UserMeta     map[string]string `json:"u,omitempty"`
 	Headers      map[string]string `json:"h,omitempty"`
+	Tags         map[string]string `json:"g,omitempty"`
 	LastModified time.Time         `json:"m"`
 }
 
 func (r objectRecord) meta(bucket, key string) ObjectMeta {
 	return ObjectMeta{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ContentType: r.ContentType,
-		UserMeta: copyMap(r.UserMeta), Headers: copyMap(r.Headers), LastModified: r.LastModified}
+		UserMeta: copyMap(r.UserMeta), Headers: copyMap(r.Headers), Tags: copyMap(r.Tags), LastModified: r.LastModified}
 }
 
 // Store is one node's object store. It is safe for concurrent use.
@@ -374,7 +376,7 @@ func (s *Store) PutObject(bucket, key string, r io.Reader, meta ObjectMeta, want
 	}
 	rec := objectRecord{
 		Size: n, ETag: `"` + hex.EncodeToString(sum) + `"`, ContentType: meta.ContentType,
-		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers),
+		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers), Tags: copyMap(meta.Tags),
 	}
 	return s.commit(br, key, tmp.Name(), rec)
 }
@@ -531,9 +533,12 @@ func (s *Store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta *Ob
 		return ObjectMeta{}, err
 	}
 	rec := objectRecord{Size: srcMeta.Size, ETag: srcMeta.ETag, ContentType: srcMeta.ContentType,
-		UserMeta: srcMeta.UserMeta, Headers: srcMeta.Headers}
+		UserMeta: srcMeta.UserMeta, Headers: srcMeta.Headers, Tags: srcMeta.Tags}
 	if meta != nil {
 		rec.ContentType, rec.UserMeta, rec.Headers = meta.ContentType, copyMap(meta.UserMeta), copyMap(meta.Headers)
+		if meta.Tags != nil {
+			rec.Tags = copyMap(meta.Tags)
+		}
 	}
 	return s.commit(dst, dstKey, tmp, rec)
 }
@@ -700,4 +705,23 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// SetObjectTags replaces an object's tag set (nil or empty removes it);
+// the body and the rest of its metadata stay.
+func (s *Store) SetObjectTags(bucket, key string, tags map[string]string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		br, rec, err := getObject(tx, bucket, key)
+		if err != nil {
+			return err
+		}
+		rec.Tags = copyMap(tags)
+		if len(rec.Tags) == 0 {
+			rec.Tags = nil
+		}
+		return putJSON(tx.Bucket(bktObjects).Bucket([]byte(br.ID)), []byte(key), rec)
+	})
 }
