@@ -37,7 +37,9 @@ e2e:
 ## and authenticated against loopback-trust HTTP; CreditService reserve+commit
 ## against a PostgreSQL ledger; PrismNET port creations, and TCP across VXLAN
 ## against a plain veth (root); PlasmaVMC create+start to the guest's marker
-## against the same QEMU command line run directly, 1 and 8 VMs at once
+## against the same QEMU command line run directly, 1 and 8 VMs at once;
+## LightningSTOR S3 GETs against nginx serving the same files, PUTs against
+## writing the same bytes with fsync, and 4 KiB PUT+GET ops/s
 ## (results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
@@ -46,6 +48,7 @@ bench:
 	$(GO) run ./bench/creditservice
 	$(GO) run ./bench/prismnet
 	$(GO) run ./bench/plasmavmc
+	$(GO) run ./bench/lightningstor
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)

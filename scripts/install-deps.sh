@@ -20,6 +20,7 @@ if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against
   need[pg_ctlcluster]=postgresql # the PostgreSQL ledger CreditService is benchmarked against
   need[iperf3]=iperf3       # PrismNET's VXLAN throughput against a plain veth
+  need[nginx]=nginx         # the web server LightningSTOR's GETs are benchmarked against
 fi
 
 missing=()

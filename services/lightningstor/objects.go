@@ -271,7 +271,11 @@ func (h *handler) getObject(w http.ResponseWriter, req *request, body bool) erro
 	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
 	w.WriteHeader(status)
 	if body {
-		_, _ = io.Copy(w, io.NewSectionReader(f, start, length))
+		// The file itself (not a SectionReader) lets Go's server send it
+		// with sendfile, as nginx does.
+		if _, err := f.Seek(start, io.SeekStart); err == nil {
+			_, _ = io.Copy(w, io.LimitReader(f, length))
+		}
 	}
 	return nil
 }

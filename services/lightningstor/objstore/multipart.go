@@ -230,7 +230,7 @@ func (s *Store) PutPart(bucket, key, uploadID string, n int, r io.Reader, wantMD
 		return Part{}, fmt.Errorf("objstore: part file: %w", err)
 	}
 	h := md5.New()
-	rec.Size, err = io.Copy(io.MultiWriter(f, h), r)
+	rec.Size, err = copyBody(io.MultiWriter(f, h), r)
 	if err == nil {
 		err = f.Sync()
 	}

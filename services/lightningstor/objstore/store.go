@@ -121,6 +121,9 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open meta.db: %w", err)
 	}
+	// Concurrent PUTs commit together (one fsync for all of them); a
+	// lone PUT waits at most this long for company.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bktBuckets); err != nil {
 			return err
@@ -358,7 +361,7 @@ func (s *Store) PutObject(bucket, key string, r io.Reader, meta ObjectMeta, want
 		return ObjectMeta{}, err
 	}
 	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	n, err := copyBody(io.MultiWriter(tmp, h), r)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -408,7 +411,10 @@ func (s *Store) commit(br bucketRecord, key, tmpPath string, rec objectRecord) (
 		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
 	}
 	var old string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: the function may run again (alone) if a batch it was in
+	// fails, and it is written to give the same result when it does.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		old = ""
 		cur, err := getBucket(tx, br.Name)
 		if err != nil {
 			return err
@@ -724,4 +730,16 @@ func (s *Store) SetObjectTags(bucket, key string, tags map[string]string) error 
 		}
 		return putJSON(tx.Bucket(bktObjects).Bucket([]byte(br.ID)), []byte(key), rec)
 	})
+}
+
+// bodyBufs are the buffers bodies are copied with: 1 MiB, so a body is
+// written (and hashed) in few large calls instead of io.Copy's 32 KiB
+// ones, and pooled, so a busy server does not allocate one per request.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// copyBody copies r to w through a pooled 1 MiB buffer.
+func copyBody(w io.Writer, r io.Reader) (int64, error) {
+	b := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(b)
+	return io.CopyBuffer(w, r, *b)
 }
