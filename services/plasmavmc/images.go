@@ -183,28 +183,7 @@ func uploadErr(err error) error {
 // image reads an image after authorizing perm on it (NOT_FOUND outside
 // the caller's scope, as for VMs).
 func (s *Service) image(ctx context.Context, perm, id, org, project string) (state.Item[Image], error) {
-	if err := ids.Check("id", id); err != nil {
-		return state.Item[Image]{}, err
-	}
-	it, err := s.st.imgOwn.GetLocal(ctx, id)
-	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[Image]{}, apierr.NotFound("image", id)
-	}
-	if err != nil {
-		return state.Item[Image]{}, err
-	}
-	o := it.Value
-	if err := auth.RequireOn(ctx, perm, target(o.OrgID, o.ProjectID), "image", id); err != nil {
-		return state.Item[Image]{}, err
-	}
-	if (org != "" && org != o.OrgID) || (project != "" && project != o.ProjectID) {
-		return state.Item[Image]{}, apierr.NotFound("image", id)
-	}
-	img, err := s.st.images.Get(ctx, o.ProjectID+"/"+id)
-	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[Image]{}, apierr.NotFound("image", id)
-	}
-	return img, err
+	return findOwned(ctx, s.st.imgOwn, s.st.images, perm, "image", "id", id, org, project)
 }
 
 // GetImage returns an image.

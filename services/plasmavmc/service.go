@@ -285,9 +285,6 @@ func (s *Service) place(ctx context.Context, vm VM) (string, state.Item[alloc], 
 // VM that does not exist and for one outside the caller's scope, or whose
 // org or project differs from those the request names.
 func (s *Service) locate(ctx context.Context, perm, id, org, project string) (state.Item[VM], error) {
-	if _, err := auth.Caller(ctx); err != nil {
-		return state.Item[VM]{}, err
-	}
 	for _, c := range []struct{ field, v string }{{"id", id}, {"org_id", org}, {"project_id", project}} {
 		if c.v == "" && c.field != "id" {
 			continue
@@ -296,25 +293,41 @@ func (s *Service) locate(ctx context.Context, perm, id, org, project string) (st
 			return state.Item[VM]{}, err
 		}
 	}
-	it, err := s.st.owners.GetLocal(ctx, id)
+	return findOwned(ctx, s.st.owners, s.st.vms, perm, "vm", "id", id, org, project)
+}
+
+// findOwned reads the resource id of kind (checked as field) from items
+// after authorizing perm on it through its owner record: NOT_FOUND both
+// for one that does not exist and for one outside the caller's scope, or
+// whose org or project differs from those the request names (each
+// optional).
+func findOwned[T any](ctx context.Context, owners *state.Collection[owner], items *state.Collection[T], perm, kind, field, id, org, project string) (state.Item[T], error) {
+	var none state.Item[T]
+	if _, err := auth.Caller(ctx); err != nil {
+		return none, err
+	}
+	if err := ids.Check(field, id); err != nil {
+		return none, err
+	}
+	it, err := owners.GetLocal(ctx, id)
 	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[VM]{}, apierr.NotFound("vm", id)
+		return none, apierr.NotFound(kind, id)
 	}
 	if err != nil {
-		return state.Item[VM]{}, err
+		return none, err
 	}
 	o := it.Value
-	if err := auth.RequireOn(ctx, perm, target(o.OrgID, o.ProjectID), "vm", id); err != nil {
-		return state.Item[VM]{}, err
+	if err := auth.RequireOn(ctx, perm, target(o.OrgID, o.ProjectID), kind, id); err != nil {
+		return none, err
 	}
 	if (org != "" && org != o.OrgID) || (project != "" && project != o.ProjectID) {
-		return state.Item[VM]{}, apierr.NotFound("vm", id)
+		return none, apierr.NotFound(kind, id)
 	}
-	vm, err := s.st.vms.Get(ctx, o.ProjectID+"/"+id)
+	v, err := items.Get(ctx, o.ProjectID+"/"+id)
 	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[VM]{}, apierr.NotFound("vm", id)
+		return none, apierr.NotFound(kind, id)
 	}
-	return vm, err
+	return v, err
 }
 
 // GetVM returns a VM.

@@ -65,28 +65,7 @@ func (s *Service) CreateVolume(ctx context.Context, req CreateVolumeRequest) (Vo
 // volume reads a volume after authorizing perm on it (NOT_FOUND outside
 // the caller's scope).
 func (s *Service) volume(ctx context.Context, perm, id, org, project string) (state.Item[Volume], error) {
-	if err := ids.Check("volume_id", id); err != nil {
-		return state.Item[Volume]{}, err
-	}
-	it, err := s.st.volOwn.GetLocal(ctx, id)
-	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[Volume]{}, apierr.NotFound("volume", id)
-	}
-	if err != nil {
-		return state.Item[Volume]{}, err
-	}
-	o := it.Value
-	if err := auth.RequireOn(ctx, perm, target(o.OrgID, o.ProjectID), "volume", id); err != nil {
-		return state.Item[Volume]{}, err
-	}
-	if (org != "" && org != o.OrgID) || (project != "" && project != o.ProjectID) {
-		return state.Item[Volume]{}, apierr.NotFound("volume", id)
-	}
-	v, err := s.st.vols.Get(ctx, o.ProjectID+"/"+id)
-	if apierr.CodeOf(err) == apierr.CodeNotFound {
-		return state.Item[Volume]{}, apierr.NotFound("volume", id)
-	}
-	return v, err
+	return findOwned(ctx, s.st.volOwn, s.st.vols, perm, "volume", "volume_id", id, org, project)
 }
 
 // GetVolume returns a volume.
