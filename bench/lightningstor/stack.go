@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -55,38 +53,13 @@ func startStack(ctx context.Context, dir string, ports []string, stderr io.Write
 	if err := p.Start(sctx); err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
 	}
-	id, secret, err := readCredentials(filepath.Join(dir, platform.S3CredentialsFile))
+	id, secret, err := platform.ReadS3Credentials(filepath.Join(dir, platform.S3CredentialsFile))
 	if err != nil {
 		_ = p.Stop(context.Background())
 		return nil, err
 	}
 	return &stack{p: p, client: &s3Client{base: "http://" + p.LightningSTOR.HTTPAddr(), id: id, secret: secret,
 		hc: pairbench.HTTPClient(64)}}, nil
-}
-
-func readCredentials(path string) (id, secret string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", "", fmt.Errorf("bootstrap S3 key: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			id = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-	}
-	if id == "" || secret == "" {
-		return "", "", fmt.Errorf("bootstrap S3 key: no key in %s", path)
-	}
-	return id, secret, nil
 }
 
 // s3Client sends path-style SigV4 requests with an unsigned payload, through

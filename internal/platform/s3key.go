@@ -60,16 +60,39 @@ func (k *s3Key) Stop(context.Context) error { return nil }
 
 // readKeyID is the aws_access_key_id a credentials file holds ("" if none).
 func readKeyID(path string) string {
-	f, err := os.Open(filepath.Clean(path))
+	id, _, err := ReadS3Credentials(path)
 	if err != nil {
 		return ""
+	}
+	return id
+}
+
+// ReadS3Credentials reads the key of an AWS shared-credentials file as
+// `photon up` writes it (S3CredentialsFile): for tools, tests and benches.
+func ReadS3Credentials(path string) (id, secret string, err error) {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return "", "", fmt.Errorf("S3 credentials: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && strings.TrimSpace(k) == "aws_access_key_id" {
-			return strings.TrimSpace(v)
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "aws_access_key_id":
+			id = strings.TrimSpace(v)
+		case "aws_secret_access_key":
+			secret = strings.TrimSpace(v)
 		}
 	}
-	return ""
+	if err := sc.Err(); err != nil {
+		return "", "", fmt.Errorf("S3 credentials: %w", err)
+	}
+	if id == "" || secret == "" {
+		return "", "", fmt.Errorf("S3 credentials: no key in %s", path)
+	}
+	return id, secret, nil
 }

@@ -3,7 +3,6 @@
 package lightningstor_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -52,16 +51,11 @@ func (e *s3Env) bootstrapClient() *minio.Client {
 	if fi.Mode().Perm() != 0o600 {
 		e.t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
 	}
-	f, _ := os.Open(path)
-	defer f.Close()
-	vals := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			vals[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
+	id, secret, err := platform.ReadS3Credentials(path)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return e.client(vals["aws_access_key_id"], vals["aws_secret_access_key"])
+	return e.client(id, secret)
 }
 
 func (e *s3Env) client(id, secret string) *minio.Client {

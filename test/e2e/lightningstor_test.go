@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -19,29 +18,16 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/photoncloud/photon/internal/platform"
 )
 
 // s3Key reads the bootstrap key photon up wrote to DATA/s3-credentials.
 func s3Key(t *testing.T, dataDir string) (id, secret string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dataDir, "s3-credentials"))
+	id, secret, err := platform.ReadS3Credentials(filepath.Join(dataDir, platform.S3CredentialsFile))
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			id = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-		_ = ok
-	}
-	if id == "" || secret == "" {
-		t.Fatal("no key in s3-credentials")
 	}
 	return id, secret
 }
