@@ -63,7 +63,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key := h.route(r)
 	// Health and metrics live under "/-/": a bucket name cannot start
 	// with '-', so they never shadow a bucket.
-	if bucket == "-" && !h.virtualHost(r) {
+	if _, vhost := h.vhostBucket(r); bucket == "-" && !vhost {
 		h.rt.ServeHTTP(w, r)
 		return
 	}
@@ -78,25 +78,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// virtualHost reports whether r names its bucket in the Host:
-// "<bucket>.<domain>".
-func (h *handler) virtualHost(r *http.Request) bool {
+// vhostBucket is the bucket r names in its Host ("<bucket>.<domain>",
+// virtual-host style); ok is false for a path-style request.
+func (h *handler) vhostBucket(r *http.Request) (bucket string, ok bool) {
 	host := r.Host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		host = hh
 	}
-	return h.cfg.Domain != "" && strings.HasSuffix(host, "."+h.cfg.Domain)
+	if h.cfg.Domain == "" {
+		return "", false
+	}
+	return strings.CutSuffix(host, "."+h.cfg.Domain)
 }
 
 // route finds the bucket and key: virtual-host style when the Host is
 // "<bucket>.<domain>", else path-style "/<bucket>/<key>".
 func (h *handler) route(r *http.Request) (bucket, key string) {
-	if h.virtualHost(r) {
-		host := r.Host
-		if hh, _, err := net.SplitHostPort(host); err == nil {
-			host = hh
-		}
-		return strings.TrimSuffix(host, "."+h.cfg.Domain), strings.TrimPrefix(r.URL.Path, "/")
+	if b, ok := h.vhostBucket(r); ok {
+		return b, strings.TrimPrefix(r.URL.Path, "/")
 	}
 	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	return bucket, key
