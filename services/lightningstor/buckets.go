@@ -34,7 +34,14 @@ func (h *handler) dispatch(w http.ResponseWriter, req *request) error {
 				return h.listUploads(w, req)
 			}
 			return ErrMethodNotAllowed
-		case has(q, "versioning"), has(q, "lifecycle"), has(q, "policy"), has(q, "cors"), has(q, "tagging"):
+		case has(q, "versioning"):
+			return h.bucketVersioning(w, req)
+		case has(q, "versions"):
+			if r.Method == http.MethodGet {
+				return h.listVersions(w, req)
+			}
+			return ErrMethodNotAllowed
+		case has(q, "lifecycle"), has(q, "policy"), has(q, "cors"), has(q, "tagging"):
 			return ErrNotImplemented.with(req.bucket, "")
 		}
 		switch r.Method {
@@ -55,7 +62,7 @@ func (h *handler) dispatch(w http.ResponseWriter, req *request) error {
 	if has(q, "tagging") {
 		return h.objectTagging(w, req)
 	}
-	if has(q, "acl") || has(q, "versionId") {
+	if has(q, "acl") {
 		return ErrNotImplemented.with(req.bucket+"/"+req.key, "")
 	}
 	switch r.Method {
@@ -295,14 +302,25 @@ func (h *handler) deleteObjects(w http.ResponseWriter, req *request) error {
 	}
 	out := deleteResult{NS: s3NS}
 	for _, o := range d.Objects {
-		if err := h.store.DeleteObject(b.Name, o.Key); err != nil {
+		res, err := h.store.DeleteObject(b.Name, o.Key, o.VersionID)
+		if err != nil {
 			e := s3ErrorOf(err)
-			out.Errors = append(out.Errors, deleteErrorXML{Key: o.Key, Code: e.Code, Message: e.Message})
+			out.Errors = append(out.Errors, deleteErrorXML{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
 			continue
 		}
-		if !d.Quiet {
-			out.Deleted = append(out.Deleted, deletedXML{Key: o.Key})
+		if d.Quiet {
+			continue
 		}
+		del := deletedXML{Key: o.Key, VersionID: o.VersionID}
+		if res.DeleteMarker {
+			del.DeleteMarker = true
+			if o.VersionID == "" {
+				del.DeleteMarkerVersionID = res.VersionID
+			} else {
+				del.DeleteMarkerVersionID = o.VersionID
+			}
+		}
+		out.Deleted = append(out.Deleted, del)
 	}
 	writeXML(w, http.StatusOK, out)
 	return nil

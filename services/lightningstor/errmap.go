@@ -2,6 +2,7 @@ package lightningstor
 
 import (
 	"errors"
+	"net/http"
 
 	"github.com/photoncloud/photon/internal/apierr"
 	"github.com/photoncloud/photon/services/lightningstor/objstore"
@@ -12,6 +13,22 @@ func isStoreErr(err, target error) bool { return errors.Is(err, target) }
 
 // mapStoreError is the object store's errors as S3's.
 func mapStoreError(err error) *S3Error {
+	var dm *objstore.DeleteMarkerError
+	if errors.As(err, &dm) {
+		// S3 says which version is the marker; asked for by id, the
+		// marker is there but cannot be read (405), else the key is
+		// gone (404).
+		e := *ErrNoSuchKey
+		if dm.Explicit {
+			e = *ErrMethodNotAllowed
+			e.Headers = map[string]string{"Last-Modified": dm.Meta.LastModified.UTC().Format(http.TimeFormat)}
+		} else {
+			e.Headers = map[string]string{}
+		}
+		e.Headers["x-amz-delete-marker"] = "true"
+		e.Headers["x-amz-version-id"] = dm.Meta.VersionID
+		return &e
+	}
 	for _, m := range []struct {
 		err error
 		s3  *S3Error
@@ -31,6 +48,9 @@ func mapStoreError(err error) *S3Error {
 		{objstore.ErrInvalidPart, ErrInvalidPart},
 		{objstore.ErrInvalidPartOrder, ErrInvalidPartOrder},
 		{objstore.ErrEntityTooSmall, ErrEntityTooSmall},
+		{objstore.ErrEntityTooLarge, ErrEntityTooLarge},
+		{objstore.ErrNoSuchVersion, ErrNoSuchVersion},
+		{objstore.ErrInvalidVersionID, ErrInvalidArgument.with("", "Invalid version id specified")},
 	} {
 		if errors.Is(err, m.err) {
 			return m.s3
@@ -42,6 +62,11 @@ func mapStoreError(err error) *S3Error {
 // mapAuthError is signature verification's and key lookup's errors as
 // S3's.
 func mapAuthError(err error) *S3Error {
+	// A flexible checksum's mismatch names its algorithm, as S3's message does.
+	var ce *sigv4.ChecksumError
+	if errors.As(err, &ce) {
+		return ErrBadDigest.with("", "The "+ce.Algorithm+" you specified did not match the calculated checksum.")
+	}
 	for _, m := range []struct {
 		err error
 		s3  *S3Error
@@ -54,6 +79,8 @@ func mapAuthError(err error) *S3Error {
 		{sigv4.ErrUnsupported, ErrNotImplemented},
 		{sigv4.ErrContentSHA256Mismatch, ErrContentSHA256Mismatch},
 		{sigv4.ErrBadDigest, ErrBadDigest},
+		{sigv4.ErrChecksumMismatch, ErrBadDigest},
+		{sigv4.ErrInvalidChecksum, ErrInvalidRequest},
 	} {
 		if errors.Is(err, m.err) {
 			return m.s3

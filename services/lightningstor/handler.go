@@ -1,7 +1,9 @@
 package lightningstor
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -50,6 +52,7 @@ type request struct {
 	bucket string
 	key    string
 	query  url.Values
+	size   int64 // the payload's declared (decoded) length; -1 when not declared
 	body   interface {
 		Read([]byte) (int, error)
 		Close() error
@@ -107,7 +110,13 @@ func (h *handler) authenticate(r *http.Request, bucket, key string) (*request, e
 	if err != nil {
 		return nil, err
 	}
-	req := &request{r: r, ctx: r.Context(), anon: res.Anonymous, bucket: bucket, key: key, query: r.URL.Query(), body: body}
+	req := &request{r: r, ctx: r.Context(), anon: res.Anonymous, bucket: bucket, key: key, query: r.URL.Query(), size: res.ContentLength, body: body}
+	if isDocument(r, key, req.query) {
+		if req.body, err = readDocument(body); err != nil {
+			body.Close()
+			return nil, err
+		}
+	}
 	if !res.Anonymous {
 		k, err := h.keyOf(r.Context(), res.AccessKeyID)
 		if err != nil {
@@ -117,6 +126,40 @@ func (h *handler) authenticate(r *http.Request, bucket, key string) (*request, e
 		req.ctx = h.authn.WithKeySubject(r.Context(), k)
 	}
 	return req, nil
+}
+
+// maxDocumentBody bounds the XML bodies read whole before dispatch: the
+// largest is CompleteMultipartUpload's (maxCompleteBody).
+const maxDocumentBody = maxCompleteBody
+
+// isDocument is a request whose body is an XML document to parse
+// (DeleteObjects, CompleteMultipartUpload, tagging, ACL, bucket
+// configuration), not object bytes to stream.
+func isDocument(r *http.Request, key string, q url.Values) bool {
+	return r.Method == http.MethodPost || r.Method == http.MethodPut && (key == "" || has(q, "tagging") || has(q, "acl"))
+}
+
+// readDocument reads a document body to its end before any operation sees
+// it: an XML decoder stops at the closing tag, before the verifying reader
+// reaches EOF, which is when the body's x-amz-checksum-*, Content-MD5 or
+// x-amz-content-sha256 is checked; a body that fails them must not act.
+// A body over the bound is passed on as it streams (the operations refuse
+// one that large anyway).
+func readDocument(body io.ReadCloser) (io.ReadCloser, error) {
+	b, err := io.ReadAll(io.LimitReader(body, maxDocumentBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxDocumentBody {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), body), body}, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(b), body}, nil
 }
 
 // authorize checks perm on a bucket of project: anonymous callers may only

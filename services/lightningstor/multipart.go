@@ -2,7 +2,6 @@ package lightningstor
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -95,13 +94,11 @@ func (h *handler) uploadPart(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	var wantMD5 []byte
-	if s := req.r.Header.Get("Content-MD5"); s != "" {
-		if wantMD5, err = base64.StdEncoding.DecodeString(s); err != nil || len(wantMD5) != 16 {
-			return ErrInvalidDigest.with(req.bucket+"/"+req.key, "")
-		}
+	body, wantMD5, err := putBody(w, req)
+	if err != nil {
+		return err
 	}
-	p, err := h.store.PutPart(b.Name, req.key, req.query.Get("uploadId"), n, req.body, wantMD5)
+	p, err := h.store.PutPart(b.Name, req.key, req.query.Get("uploadId"), n, body, wantMD5)
 	if err != nil {
 		return err
 	}
@@ -127,32 +124,24 @@ func (h *handler) uploadPartCopy(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	res := req.bucket + "/" + req.key
-	src, err := url.PathUnescape(strings.TrimPrefix(req.r.Header.Get("x-amz-copy-source"), "/"))
-	if err != nil {
-		return ErrInvalidArgument.with(res, "x-amz-copy-source is not a bucket/key")
-	}
-	src, _, _ = strings.Cut(src, "?versionId=")
-	sb, sk, ok := strings.Cut(src, "/")
-	if !ok || sb == "" || sk == "" {
-		return ErrInvalidArgument.with(res, "x-amz-copy-source is not a bucket/key")
-	}
-	srcBucket, err := h.store.Bucket(sb)
+	src, err := h.copySource(req)
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(req, permObjectsGet, srcBucket); err != nil {
-		return err
-	}
-	sm, f, err := h.store.GetObject(sb, sk)
+	sm, f, err := h.store.GetObject(src.bucket.Name, src.key, src.versionID)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if src.bucket.Versioning != "" {
+		w.Header().Set("x-amz-copy-source-version-id", sm.VersionID)
+	}
 	if err := preconditions(req.r, sm, "x-amz-copy-source-"); err != nil {
 		return err
 	}
 	start, length := int64(0), sm.Size
 	if rg := req.r.Header.Get("x-amz-copy-source-range"); rg != "" {
+		var ok bool
 		if start, length, ok = copyRange(rg, sm.Size); !ok {
 			return ErrInvalidArgument.with(res, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within the source object of size "+strconv.FormatInt(sm.Size, 10))
 		}
@@ -213,6 +202,7 @@ func (h *handler) completeUpload(w http.ResponseWriter, req *request) error {
 		}
 		return err
 	}
+	setVersionHeader(w, b, m.VersionID)
 	loc := "http://" + req.r.Host + "/" + url.PathEscape(b.Name) + "/" + strings.ReplaceAll(url.PathEscape(req.key), "%2F", "/")
 	writeXML(w, http.StatusOK, completeUploadResult{NS: s3NS, Location: loc, Bucket: b.Name, Key: req.key, ETag: m.ETag})
 	return nil

@@ -54,6 +54,22 @@ func metaFrom(r *http.Request) objstore.ObjectMeta {
 	return m
 }
 
+// putBody is the payload of a PUT or UploadPart and its Content-MD5 (nil
+// when none). A body over S3's 5 GiB limit is refused with EntityTooLarge
+// before a byte is read when its declared length says so, else when its
+// bytes do.
+func putBody(w http.ResponseWriter, req *request) (body io.Reader, wantMD5 []byte, err error) {
+	if req.size > objstore.MaxObjectSize {
+		return nil, nil, ErrEntityTooLarge.with(req.bucket+"/"+req.key, "")
+	}
+	if s := req.r.Header.Get("Content-MD5"); s != "" {
+		if wantMD5, err = base64.StdEncoding.DecodeString(s); err != nil || len(wantMD5) != 16 {
+			return nil, nil, ErrInvalidDigest.with(req.bucket+"/"+req.key, "")
+		}
+	}
+	return http.MaxBytesReader(w, req.body, objstore.MaxObjectSize), wantMD5, nil
+}
+
 func (h *handler) putObject(w http.ResponseWriter, req *request) error {
 	b, err := h.bucketFor(req, permObjectsPut)
 	if err != nil {
@@ -62,16 +78,15 @@ func (h *handler) putObject(w http.ResponseWriter, req *request) error {
 	if _, err := parseTagHeader(req.r.Header.Get("x-amz-tagging")); err != nil {
 		return err
 	}
-	var wantMD5 []byte
-	if s := req.r.Header.Get("Content-MD5"); s != "" {
-		if wantMD5, err = base64.StdEncoding.DecodeString(s); err != nil || len(wantMD5) != 16 {
-			return ErrInvalidDigest.with(req.bucket+"/"+req.key, "")
-		}
-	}
-	m, err := h.store.PutObject(b.Name, req.key, req.body, metaFrom(req.r), wantMD5)
+	body, wantMD5, err := putBody(w, req)
 	if err != nil {
 		return err
 	}
+	m, err := h.store.PutObject(b.Name, req.key, body, metaFrom(req.r), wantMD5)
+	if err != nil {
+		return err
+	}
+	setVersionHeader(w, b, m.VersionID)
 	w.Header().Set("ETag", m.ETag)
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -84,26 +99,14 @@ func (h *handler) copyObject(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	src, err := url.PathUnescape(strings.TrimPrefix(req.r.Header.Get("x-amz-copy-source"), "/"))
+	src, err := h.copySource(req)
 	if err != nil {
-		return ErrInvalidArgument.with(req.bucket+"/"+req.key, "x-amz-copy-source is not a bucket/key")
-	}
-	src, _, _ = strings.Cut(src, "?versionId=")
-	sb, sk, ok := strings.Cut(src, "/")
-	if !ok || sb == "" || sk == "" {
-		return ErrInvalidArgument.with(req.bucket+"/"+req.key, "x-amz-copy-source is not a bucket/key")
-	}
-	srcBucket, err := h.store.Bucket(sb)
-	if err != nil {
-		return err
-	}
-	if err := h.authorize(req, permObjectsGet, srcBucket); err != nil {
 		return err
 	}
 	var meta *objstore.ObjectMeta
 	switch d := req.r.Header.Get("x-amz-metadata-directive"); d {
 	case "", "COPY":
-		if sb == req.bucket && sk == req.key {
+		if src.bucket.Name == req.bucket && src.key == req.key && src.versionID == "" {
 			return ErrInvalidArgument.with(req.bucket+"/"+req.key, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.")
 		}
 	case "REPLACE":
@@ -112,19 +115,61 @@ func (h *handler) copyObject(w http.ResponseWriter, req *request) error {
 	default:
 		return ErrInvalidArgument.with(req.bucket+"/"+req.key, "Unknown metadata directive.")
 	}
-	sm, err := h.store.HeadObject(sb, sk)
+	sm, err := h.store.HeadObject(src.bucket.Name, src.key, src.versionID)
 	if err != nil {
 		return err
 	}
 	if err := preconditions(req.r, sm, "x-amz-copy-source-"); err != nil {
 		return err
 	}
-	m, err := h.store.CopyObject(sb, sk, dst.Name, req.key, meta)
+	m, err := h.store.CopyObject(src.bucket.Name, src.key, sm.VersionID, dst.Name, req.key, meta)
 	if err != nil {
 		return err
 	}
+	setVersionHeader(w, dst, m.VersionID)
+	if src.bucket.Versioning != "" {
+		w.Header().Set("x-amz-copy-source-version-id", sm.VersionID)
+	}
 	writeXML(w, http.StatusOK, copyObjectResult{NS: s3NS, LastModified: s3Time(m.LastModified), ETag: m.ETag})
 	return nil
+}
+
+// copySourceRef is a request's x-amz-copy-source: "bucket/key", URL-encoded,
+// optionally with "?versionId=".
+type copySourceRef struct {
+	bucket    objstore.Bucket
+	key       string
+	versionID string
+}
+
+// copySource reads x-amz-copy-source and checks the caller may read it.
+func (h *handler) copySource(req *request) (copySourceRef, error) {
+	var ref copySourceRef
+	bad := ErrInvalidArgument.with(req.bucket+"/"+req.key, "x-amz-copy-source is not a bucket/key")
+	raw, query, _ := strings.Cut(strings.TrimPrefix(req.r.Header.Get("x-amz-copy-source"), "/"), "?")
+	src, err := url.PathUnescape(raw)
+	if err != nil {
+		return ref, bad
+	}
+	sb, sk, ok := strings.Cut(src, "/")
+	if !ok || sb == "" || sk == "" {
+		return ref, bad
+	}
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil || !has(q, "versionId") || q.Get("versionId") == "" {
+			return ref, bad
+		}
+		if err := objstore.ValidateVersionID(q.Get("versionId")); err != nil {
+			return ref, err
+		}
+		ref.versionID = q.Get("versionId")
+	}
+	if ref.bucket, err = h.store.Bucket(sb); err != nil {
+		return ref, err
+	}
+	ref.key = sk
+	return ref, h.authorize(req, permObjectsGet, ref.bucket)
 }
 
 // errNotModified is a conditional GET's 304, which has no S3 error body.
@@ -242,11 +287,16 @@ func (h *handler) getObject(w http.ResponseWriter, req *request, body bool) erro
 	if err != nil {
 		return err
 	}
-	m, f, err := h.store.GetObject(b.Name, req.key)
+	vid, err := req.versionID()
+	if err != nil {
+		return err
+	}
+	m, f, err := h.store.GetObject(b.Name, req.key, vid)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	setVersionHeader(w, b, m.VersionID)
 	if err := preconditions(req.r, m, ""); err != nil {
 		if errors.Is(err, errNotModified) {
 			w.Header().Set("ETag", m.ETag)
@@ -285,8 +335,19 @@ func (h *handler) deleteObject(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.store.DeleteObject(b.Name, req.key); err != nil {
+	vid, err := req.versionID()
+	if err != nil {
 		return err
+	}
+	res, err := h.store.DeleteObject(b.Name, req.key, vid)
+	if err != nil {
+		return err
+	}
+	if res.VersionID != "" {
+		w.Header().Set("x-amz-version-id", res.VersionID)
+	}
+	if res.DeleteMarker {
+		w.Header().Set("x-amz-delete-marker", "true")
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

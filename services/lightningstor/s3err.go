@@ -16,6 +16,8 @@ type S3Error struct {
 	Message string
 	// Resource is the bucket or key the error is about, when there is one.
 	Resource string
+	// Headers go out with the error (a delete marker's, for one).
+	Headers map[string]string
 }
 
 func (e *S3Error) Error() string { return e.Code + ": " + e.Message }
@@ -52,6 +54,8 @@ var (
 	ErrInvalidPartOrder      = &S3Error{Code: "InvalidPartOrder", Status: http.StatusBadRequest, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."}
 	ErrEntityTooSmall        = &S3Error{Code: "EntityTooSmall", Status: http.StatusBadRequest, Message: "Your proposed upload is smaller than the minimum allowed object size."}
 	ErrInvalidTag            = &S3Error{Code: "InvalidTag", Status: http.StatusBadRequest, Message: "The tag provided was not a valid tag."}
+	ErrNoSuchVersion         = &S3Error{Code: "NoSuchVersion", Status: http.StatusNotFound, Message: "The specified version does not exist."}
+	ErrInvalidRequest        = &S3Error{Code: "InvalidRequest", Status: http.StatusBadRequest, Message: "Invalid Request"}
 	ErrIncompleteBody        = &S3Error{Code: "IncompleteBody", Status: http.StatusBadRequest, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header."}
 )
 
@@ -79,6 +83,9 @@ type errorXML struct {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := s3ErrorOf(err)
 	id := w.Header().Get("x-amz-request-id")
+	for k, v := range e.Headers {
+		w.Header().Set(k, v)
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(e.Status)
 		return

@@ -79,12 +79,17 @@ func (h *handler) objectTagging(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
+	vid, err := req.versionID()
+	if err != nil {
+		return err
+	}
 	switch req.r.Method {
 	case http.MethodGet:
-		m, err := h.store.HeadObject(b.Name, req.key)
+		m, err := h.store.HeadObject(b.Name, req.key, vid)
 		if err != nil {
 			return err
 		}
+		setVersionHeader(w, b, m.VersionID)
 		out := taggingXML{NS: s3NS, TagSet: []tagXML{}}
 		for k, v := range m.Tags {
 			out.TagSet = append(out.TagSet, tagXML{Key: k, Value: v})
@@ -101,15 +106,19 @@ func (h *handler) objectTagging(w http.ResponseWriter, req *request) error {
 		if err != nil {
 			return err
 		}
-		if err := h.store.SetObjectTags(b.Name, req.key, tags); err != nil {
+		m, err := h.store.SetObjectTags(b.Name, req.key, vid, tags)
+		if err != nil {
 			return err
 		}
+		setVersionHeader(w, b, m.VersionID)
 		w.WriteHeader(http.StatusOK)
 		return nil
 	case http.MethodDelete:
-		if err := h.store.SetObjectTags(b.Name, req.key, nil); err != nil {
+		m, err := h.store.SetObjectTags(b.Name, req.key, vid, nil)
+		if err != nil {
 			return err
 		}
+		setVersionHeader(w, b, m.VersionID)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

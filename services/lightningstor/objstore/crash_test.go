@@ -166,7 +166,7 @@ func TestCrashDuringPuts(t *testing.T) {
 		for w := 0; w < crashWriters; w++ {
 			for i := 0; i < crashKeys; i++ {
 				key := crashKey(w, i)
-				m, f, err := s.GetObject(crashBucket, key)
+				m, f, err := s.GetObject(crashBucket, key, "")
 				ack, acked := acks[key]
 				prev, existed := have[key]
 				if errors.Is(err, ErrNoSuchKey) {

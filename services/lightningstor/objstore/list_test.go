@@ -56,7 +56,8 @@ func entries(r ListResult) []entry {
 	return out
 }
 
-// putKeysBulk writes metadata for many keys in large transactions, all naming
+// putKeysBulk writes index entries (not versions: List reads only the index)
+// for many keys in large transactions, all naming
 // one shared body, for tests where PutObject's per-key fsyncs would dominate.
 // The keys must not be deleted or overwritten through the Store afterwards.
 func putKeysBulk(t *testing.T, s *Store, bucket string, keys []string) {
@@ -64,7 +65,7 @@ func putKeysBulk(t *testing.T, s *Store, bucket string, keys []string) {
 	mustPut(t, s, bucket, "\x01shared-body", "bulk")
 	var shared objectRecord
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		_, shared, err = getObject(tx, bucket, "\x01shared-body")
+		_, shared, err = readVersion(tx, bucket, "\x01shared-body", "")
 		return err
 	})
 	if err != nil {

@@ -382,7 +382,8 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 	if err != nil {
 		return ObjectMeta{}, err
 	}
-	tmp, err := s.createTemp(br.ID)
+	obj := objectRecord{FileID: newID(), ContentType: urec.ContentType, UserMeta: urec.UserMeta, Headers: urec.Headers, Tags: urec.Tags}
+	body, err := s.createBody(br, obj.FileID)
 	if err != nil {
 		return ObjectMeta{}, err
 	}
@@ -391,7 +392,7 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 	for i := range used {
 		// One part file open at a time: 10,000 at once would exceed
 		// the process's file limit.
-		n, err := s.appendPart(tmp, br.ID, uploadID, used[i])
+		n, err := s.appendPart(body, br.ID, uploadID, used[i])
 		if errors.Is(err, os.ErrNotExist) {
 			// Aborted, or the part re-uploaded, since checkParts.
 			if _, uerr := s.Upload(bucket, key, uploadID); uerr != nil {
@@ -403,44 +404,24 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 			err = fmt.Errorf("objstore: part %d has %d bytes, want %d", list[i].Number, n, used[i].Size)
 		}
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			body.Close()
+			os.Remove(body.Name())
 			return ObjectMeta{}, err
 		}
 		size += n
 		sum, _ := hex.DecodeString(strings.Trim(used[i].ETag, `"`))
 		etags.Write(sum)
 	}
-	err = tmp.Sync()
-	if cerr := tmp.Close(); err == nil {
+	err = body.Sync()
+	if cerr := body.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(body.Name())
 		return ObjectMeta{}, fmt.Errorf("objstore: assemble: %w", err)
 	}
-	obj := objectRecord{Size: size, ETag: fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(etags.Sum(nil)), len(list)),
-		ContentType: urec.ContentType, UserMeta: urec.UserMeta, Headers: urec.Headers, Tags: urec.Tags, FileID: newID()}
-
-	// As commit in store.go, plus the upload's end in the same transaction.
-	final := s.objectPath(br.ID, obj.FileID)
-	if err := s.ensureShardDir(br.ID, obj.FileID); err != nil {
-		os.Remove(tmp.Name())
-		return ObjectMeta{}, err
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		os.Remove(tmp.Name())
-		if errors.Is(err, os.ErrNotExist) {
-			return ObjectMeta{}, fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
-		}
-		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
-	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		os.Remove(final)
-		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
-	}
-	var old string
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	obj.Size, obj.ETag = size, fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(etags.Sum(nil)), len(list))
+	m, err := s.commit(br, key, obj, func(tx *bolt.Tx) error {
 		cur, _, err := getUpload(tx, bucket, key, uploadID)
 		if err != nil {
 			return err
@@ -457,29 +438,13 @@ func (s *Store) CompleteUpload(bucket, key, uploadID string, list []CompletePart
 				return fmt.Errorf("%w: part %d changed during completion", ErrInvalidPart, p.Number)
 			}
 		}
-		ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
-		if v := ob.Get([]byte(key)); v != nil {
-			var prev objectRecord
-			if err := json.Unmarshal(v, &prev); err != nil {
-				return err
-			}
-			old = prev.FileID
-		}
-		obj.LastModified = time.Now().UTC()
-		if err := putJSON(ob, []byte(key), obj); err != nil {
-			return err
-		}
 		return deleteUploadTx(tx, br.ID, key, uploadID)
 	})
 	if err != nil {
-		os.Remove(final)
 		return ObjectMeta{}, err
 	}
-	if old != "" {
-		s.unlink(br.ID, old)
-	}
 	s.removeUploadDir(br.ID, uploadID)
-	return obj.meta(bucket, key), nil
+	return m, nil
 }
 
 // appendPart copies a part file's bytes to w.

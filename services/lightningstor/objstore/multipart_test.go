@@ -186,7 +186,7 @@ func TestAbortUpload(t *testing.T) {
 	if _, err := s.ListParts("bkt", "k", u.UploadID, 0, 0); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("list parts after abort: %v", err)
 	}
-	if _, err := s.HeadObject("bkt", "k"); !errors.Is(err, ErrNoSuchKey) {
+	if _, err := s.HeadObject("bkt", "k", ""); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("object after abort: %v", err)
 	}
 	if files := regularFiles(t, dir); len(files) != 1 {
@@ -466,7 +466,7 @@ func TestCrashDuringComplete(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: reopen: %v", round, err)
 		}
-		m, f, err := s.GetObject("crash", "k")
+		m, f, err := s.GetObject("crash", "k", "")
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

@@ -4,11 +4,14 @@
 //
 // Layout under the data dir:
 //
-//	meta.db                          bbolt: "buckets" name→bucket, "objects"/<bucket id>/key→object
-//	objects/<bucket id>/tmp/<rand>   bodies being written (removed at Open)
-//	objects/<bucket id>/<2 hex>/<id> committed bodies; never modified after rename
+//	meta.db                          bbolt: "buckets" name→bucket,
+//	                                 "versions"/<bucket id>/key NUL ^seq→version (every version),
+//	                                 "objects"/<bucket id>/key→current version (none if a delete marker)
+//	objects/<bucket id>/<2 hex>/<id> bodies, written once under a fresh name and never modified
 //
-// A key's text never reaches the file system, so no key can escape the data dir.
+// A body is written and fsynced under its final name before the metadata
+// that names it commits; until then it is an orphan that Open removes. A
+// key's text never reaches the file system, so no key can escape the data dir.
 package objstore
 
 import (
@@ -49,7 +52,11 @@ var (
 	ErrInvalidArgument    = errors.New("invalid argument")
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrClosed             = errors.New("store closed")
+	ErrEntityTooLarge     = errors.New("object larger than allowed")
 )
+
+// MaxObjectSize is S3's limit on a single PUT (and on a copy).
+const MaxObjectSize = 5 << 30
 
 var (
 	bktBuckets = []byte("buckets")
@@ -62,6 +69,8 @@ type Bucket struct {
 	ProjectID string
 	CreatedAt time.Time
 	ACL       string // ACLPrivate or ACLPublicRead
+	// Versioning is "", VersioningEnabled or VersioningSuspended.
+	Versioning string `json:",omitempty"`
 }
 
 // bucketRecord adds the random id that names the bucket's data directory, so
@@ -81,11 +90,17 @@ type ObjectMeta struct {
 	Headers      map[string]string // Content-Encoding, Content-Disposition, Cache-Control, Content-Language, Expires
 	Tags         map[string]string // the object's tag set
 	LastModified time.Time
+	VersionID    string // NullVersion unless written while versioning was Enabled
+	DeleteMarker bool   // only in version listings and DeleteMarkerError
+	IsLatest     bool   // only in version listings
 }
 
-// objectRecord is the stored form; FileID names the body file.
+// objectRecord is the stored form of a version; FileID names the body file
+// (none for a delete marker).
 type objectRecord struct {
-	FileID       string            `json:"f"`
+	FileID       string            `json:"f,omitempty"`
+	VersionID    string            `json:"v,omitempty"`
+	DeleteMarker bool              `json:"d,omitempty"`
 	Size         int64             `json:"s"`
 	ETag         string            `json:"e"`
 	ContentType  string            `json:"t,omitempty"`
@@ -97,7 +112,8 @@ type objectRecord struct {
 
 func (r objectRecord) meta(bucket, key string) ObjectMeta {
 	return ObjectMeta{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ContentType: r.ContentType,
-		UserMeta: copyMap(r.UserMeta), Headers: copyMap(r.Headers), Tags: copyMap(r.Tags), LastModified: r.LastModified}
+		UserMeta: copyMap(r.UserMeta), Headers: copyMap(r.Headers), Tags: copyMap(r.Tags), LastModified: r.LastModified,
+		VersionID: r.VersionID, DeleteMarker: r.DeleteMarker}
 }
 
 // Store is one node's object store. It is safe for concurrent use.
@@ -124,13 +140,7 @@ func Open(dir string) (*Store, error) {
 	// Concurrent PUTs commit together (one fsync for all of them); a
 	// lone PUT waits at most this long for company.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bktBuckets); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bktObjects)
-		return err
-	})
+	err = db.Update(initMeta)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("objstore: init meta.db: %w", err)
@@ -143,11 +153,49 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
+// initMeta creates the top-level bbolt buckets, and the version stack of a
+// bucket made before versions were kept: its objects become null versions.
+func initMeta(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bktBuckets, bktObjects, bktVersions} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
+		var br bucketRecord
+		if err := json.Unmarshal(v, &br); err != nil {
+			return err
+		}
+		if versionsOf(tx, br.ID) != nil {
+			return nil
+		}
+		vb, err := tx.Bucket(bktVersions).CreateBucket([]byte(br.ID))
+		if err != nil {
+			return err
+		}
+		return objectsOf(tx, br.ID).ForEach(func(k, v []byte) error {
+			var rec objectRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			rec.VersionID = NullVersion
+			seq, err := vb.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := putJSON(vb, versionKey(string(k), seq), rec); err != nil {
+				return err
+			}
+			return putJSON(objectsOf(tx, br.ID), k, rec)
+		})
+	})
+}
+
 // Close releases the metadata database. Open files from GetObject stay valid.
 func (s *Store) Close() error { return s.db.Close() }
 
-// collectGarbage removes temp files, body files that no object names (left by
-// a crash between rename/commit and unlink), and directories of buckets that
+// collectGarbage removes body files that no version names (left by a crash
+// before their commit or before an unlink), and directories of buckets that
 // no longer exist. It runs before the store is shared, so nothing races it.
 func (s *Store) collectGarbage() error {
 	live := map[string]map[string]bool{} // bucket id → file ids
@@ -159,11 +207,7 @@ func (s *Store) collectGarbage() error {
 			}
 			ids := map[string]bool{}
 			live[br.ID] = ids
-			ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
-			if ob == nil {
-				return nil
-			}
-			return ob.ForEach(func(_, v []byte) error {
+			return versionsOf(tx, br.ID).ForEach(func(_, v []byte) error {
 				var r objectRecord
 				if err := json.Unmarshal(v, &r); err != nil {
 					return err
@@ -196,16 +240,7 @@ func (s *Store) collectGarbage() error {
 			return err
 		}
 		for _, sub := range subs {
-			sdir := filepath.Join(root, bd.Name(), sub.Name())
-			if sub.Name() == "tmp" {
-				n, err := removeContents(sdir, nil)
-				if err != nil {
-					return err
-				}
-				removed += n
-				continue
-			}
-			n, err := removeContents(sdir, ids)
+			n, err := removeContents(filepath.Join(root, bd.Name(), sub.Name()), ids)
 			if err != nil {
 				return err
 			}
@@ -253,7 +288,7 @@ func (s *Store) CreateBucket(name, project, acl string) (Bucket, error) {
 	// The directory comes first: a crash before the commit leaves only an
 	// empty directory that Open removes.
 	bdir := filepath.Join(s.dir, "objects", br.ID)
-	if err := os.MkdirAll(filepath.Join(bdir, "tmp"), 0o700); err != nil {
+	if err := os.MkdirAll(bdir, 0o700); err != nil {
 		return Bucket{}, err
 	}
 	if err := syncDir(filepath.Join(s.dir, "objects")); err != nil {
@@ -265,6 +300,9 @@ func (s *Store) CreateBucket(name, project, acl string) (Bucket, error) {
 			return fmt.Errorf("%w: %s", ErrBucketExists, name)
 		}
 		if _, err := tx.Bucket(bktObjects).CreateBucket([]byte(br.ID)); err != nil {
+			return err
+		}
+		if _, err := tx.Bucket(bktVersions).CreateBucket([]byte(br.ID)); err != nil {
 			return err
 		}
 		return putJSON(bb, []byte(name), br)
@@ -286,18 +324,21 @@ func (s *Store) Bucket(name string) (Bucket, error) {
 	return br.Bucket, err
 }
 
-// DeleteBucket deletes an empty bucket.
+// DeleteBucket deletes a bucket with no versions left (delete markers
+// count, as in S3).
 func (s *Store) DeleteBucket(name string) error {
 	var br bucketRecord
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
 		if br, err = getBucket(tx, name); err != nil {
 			return err
 		}
-		ob := tx.Bucket(bktObjects)
-		if k, _ := ob.Bucket([]byte(br.ID)).Cursor().First(); k != nil {
+		if k, _ := versionsOf(tx, br.ID).Cursor().First(); k != nil {
 			return fmt.Errorf("%w: %s", ErrBucketNotEmpty, name)
 		}
-		if err := ob.DeleteBucket([]byte(br.ID)); err != nil {
+		if err := tx.Bucket(bktObjects).DeleteBucket([]byte(br.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktVersions).DeleteBucket([]byte(br.ID)); err != nil {
 			return err
 		}
 		return tx.Bucket(bktBuckets).Delete([]byte(name))
@@ -305,8 +346,8 @@ func (s *Store) DeleteBucket(name string) error {
 	if err != nil {
 		return err
 	}
-	// Only temp files of PUTs that will now fail can be left; Open would
-	// also remove the directory if this does not.
+	// Only bodies of PUTs that will now fail can be left; Open would also
+	// remove the directory if this does not.
 	return os.RemoveAll(filepath.Join(s.dir, "objects", br.ID))
 }
 
@@ -344,9 +385,9 @@ func (s *Store) SetBucketACL(name, acl string) error {
 	})
 }
 
-// PutObject stores r's bytes as bucket/key. The body streams into a temp file
-// (hashed on the way) that is fsynced and renamed into place in the same bbolt
-// transaction that records the metadata, so a crash leaves the old object or
+// PutObject stores r's bytes as bucket/key. The body streams (hashed on the
+// way) into a file under a fresh name that is fsynced before the bbolt
+// transaction that records it commits, so a crash leaves the old object or
 // the new one. If r fails, nothing changes.
 func (s *Store) PutObject(bucket, key string, r io.Reader, meta ObjectMeta, wantMD5 []byte) (ObjectMeta, error) {
 	if err := ValidateKey(key); err != nil {
@@ -356,65 +397,61 @@ func (s *Store) PutObject(bucket, key string, r io.Reader, meta ObjectMeta, want
 	if err != nil {
 		return ObjectMeta{}, err
 	}
-	tmp, err := s.createTemp(br.ID)
+	rec := objectRecord{FileID: newID(), ContentType: meta.ContentType,
+		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers), Tags: copyMap(meta.Tags)}
+	f, err := s.createBody(br, rec.FileID)
 	if err != nil {
 		return ObjectMeta{}, err
 	}
 	h := md5.New()
-	n, err := copyBody(io.MultiWriter(tmp, h), r)
-	if err == nil {
-		err = tmp.Sync()
+	// One byte past the limit tells a too-large body from one at it.
+	n, err := copyBody(io.MultiWriter(f, h), io.LimitReader(r, MaxObjectSize+1))
+	if err == nil && n > MaxObjectSize {
+		err = ErrEntityTooLarge
 	}
-	if cerr := tmp.Close(); err == nil {
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(f.Name())
+		if errors.Is(err, ErrEntityTooLarge) {
+			return ObjectMeta{}, err
+		}
 		return ObjectMeta{}, fmt.Errorf("objstore: write body: %w", err)
 	}
 	sum := h.Sum(nil)
 	if wantMD5 != nil && !bytes.Equal(sum, wantMD5) {
-		os.Remove(tmp.Name())
+		os.Remove(f.Name())
 		return ObjectMeta{}, ErrBadDigest
 	}
-	rec := objectRecord{
-		Size: n, ETag: `"` + hex.EncodeToString(sum) + `"`, ContentType: meta.ContentType,
-		UserMeta: copyMap(meta.UserMeta), Headers: copyMap(meta.Headers), Tags: copyMap(meta.Tags),
-	}
-	return s.commit(br, key, tmp.Name(), rec)
+	rec.Size, rec.ETag = n, `"`+hex.EncodeToString(sum)+`"`
+	return s.commit(br, key, rec, nil)
 }
 
-// commit gives the finished temp file its final, never-used name and records
-// rec under key in one bbolt transaction, then unlinks the key's old body.
-// The rename (and the directory fsync that makes it durable) happens just
-// before the transaction rather than inside it: the name is fresh, so until
-// the commit no metadata refers to it and a crash leaves only an orphan that
-// Open collects; doing it outside keeps the fsync out of bbolt's single writer
-// lock, so concurrent PUTs only serialize on the metadata commit.
-func (s *Store) commit(br bucketRecord, key, tmpPath string, rec objectRecord) (ObjectMeta, error) {
-	rec.FileID = newID()
-	final := s.objectPath(br.ID, rec.FileID)
-	if err := s.ensureShardDir(br.ID, rec.FileID); err != nil {
-		os.Remove(tmpPath)
-		return ObjectMeta{}, err
-	}
-	if err := os.Rename(tmpPath, final); err != nil {
-		os.Remove(tmpPath)
-		if errors.Is(err, os.ErrNotExist) {
-			return ObjectMeta{}, fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
-		}
+// commit records rec, whose body file is written and fsynced under its
+// fresh name, as key's newest version, then unlinks the body that version
+// replaced (a null version's, outside Enabled). extra runs in the same
+// transaction (multipart completion ends its upload there).
+//
+// Only the directory fsync that makes the file's name durable comes first,
+// outside bbolt's single writer lock, so concurrent PUTs serialize only on
+// the metadata commit, and bbolt's Batch gives them one fsync between them.
+// Until the commit no metadata names the file, so a crash leaves an orphan
+// that Open collects. On failure the file is removed.
+func (s *Store) commit(br bucketRecord, key string, rec objectRecord, extra func(*bolt.Tx) error) (ObjectMeta, error) {
+	path := s.objectPath(br.ID, rec.FileID)
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		os.Remove(path)
 		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
 	}
-	// The rename must be durable before the metadata that names it is.
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		os.Remove(final)
-		return ObjectMeta{}, fmt.Errorf("objstore: %w", err)
-	}
-	var old string
+	var freed string
+	var out objectRecord
 	// Batch: the function may run again (alone) if a batch it was in
 	// fails, and it is written to give the same result when it does.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		old = ""
+	err := s.db.Batch(func(tx *bolt.Tx) (err error) {
 		cur, err := getBucket(tx, br.Name)
 		if err != nil {
 			return err
@@ -422,36 +459,36 @@ func (s *Store) commit(br bucketRecord, key, tmpPath string, rec objectRecord) (
 		if cur.ID != br.ID { // deleted and re-created while we streamed
 			return fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
 		}
-		ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
-		if v := ob.Get([]byte(key)); v != nil {
-			var prev objectRecord
-			if err := json.Unmarshal(v, &prev); err != nil {
-				return err
-			}
-			old = prev.FileID
-		}
+		out = rec
 		// Stamped under the writer lock so LastModified follows commit order.
-		rec.LastModified = time.Now().UTC()
-		return putJSON(ob, []byte(key), rec)
+		out.LastModified = time.Now().UTC()
+		if freed, err = putVersion(tx, cur, key, &out); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
 	})
 	if err != nil {
-		os.Remove(final)
+		os.Remove(path)
 		return ObjectMeta{}, err
 	}
-	if old != "" {
-		s.unlink(br.ID, old)
+	if freed != "" {
+		s.unlink(br.ID, freed)
 	}
-	return rec.meta(br.Name, key), nil
+	return out.meta(br.Name, key), nil
 }
 
-// HeadObject returns an object's metadata.
-func (s *Store) HeadObject(bucket, key string) (ObjectMeta, error) {
-	if err := ValidateKey(key); err != nil {
+// HeadObject returns the metadata of an object's current version, or of
+// the version versionID when that is not "".
+func (s *Store) HeadObject(bucket, key, versionID string) (ObjectMeta, error) {
+	if err := validateRead(key, versionID); err != nil {
 		return ObjectMeta{}, err
 	}
 	var rec objectRecord
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		_, rec, err = getObject(tx, bucket, key)
+		_, rec, err = readVersion(tx, bucket, key, versionID)
 		return err
 	})
 	if err != nil {
@@ -460,12 +497,12 @@ func (s *Store) HeadObject(bucket, key string) (ObjectMeta, error) {
 	return rec.meta(bucket, key), nil
 }
 
-// GetObject returns an object's metadata and its open body file; the caller
-// closes it. The file stays readable even if the key is overwritten or
-// deleted meanwhile, because committed files are immutable and unlinking an
-// open file keeps its data.
-func (s *Store) GetObject(bucket, key string) (ObjectMeta, *os.File, error) {
-	if err := ValidateKey(key); err != nil {
+// GetObject returns an object's (or its version versionID's) metadata and
+// its open body file; the caller closes it. The file stays readable even if
+// the key is overwritten or deleted meanwhile, because committed files are
+// immutable and unlinking an open file keeps its data.
+func (s *Store) GetObject(bucket, key, versionID string) (ObjectMeta, *os.File, error) {
+	if err := validateRead(key, versionID); err != nil {
 		return ObjectMeta{}, nil, err
 	}
 	s.unlinkMu.RLock()
@@ -473,7 +510,7 @@ func (s *Store) GetObject(bucket, key string) (ObjectMeta, *os.File, error) {
 	var br bucketRecord
 	var rec objectRecord
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		br, rec, err = getObject(tx, bucket, key)
+		br, rec, err = readVersion(tx, bucket, key, versionID)
 		return err
 	})
 	if err != nil {
@@ -486,44 +523,24 @@ func (s *Store) GetObject(bucket, key string) (ObjectMeta, *os.File, error) {
 	return rec.meta(bucket, key), f, nil
 }
 
-// DeleteObject removes bucket/key; a missing key is not an error (as in S3).
-func (s *Store) DeleteObject(bucket, key string) error {
+// validateRead checks a read's key and optional version id.
+func validateRead(key, versionID string) error {
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
-	var br bucketRecord
-	var old string
-	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		if br, err = getBucket(tx, bucket); err != nil {
-			return err
-		}
-		ob := tx.Bucket(bktObjects).Bucket([]byte(br.ID))
-		v := ob.Get([]byte(key))
-		if v == nil {
-			return nil
-		}
-		var rec objectRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
-		}
-		old = rec.FileID
-		return ob.Delete([]byte(key))
-	})
-	if err != nil {
-		return err
-	}
-	if old != "" {
-		s.unlink(br.ID, old)
+	if versionID != "" {
+		return ValidateVersionID(versionID)
 	}
 	return nil
 }
 
-// CopyObject copies src to dst. With meta nil the source's content type,
-// user metadata and headers are copied (S3's COPY directive); otherwise
-// those three come from meta (REPLACE). Bodies are immutable, so the copy is
-// a hard link, falling back to a byte copy where linking fails.
-func (s *Store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta *ObjectMeta) (ObjectMeta, error) {
-	if err := ValidateKey(srcKey); err != nil {
+// CopyObject copies src (its current version, or srcVersion) to dst. With
+// meta nil the source's content type, user metadata and headers are copied
+// (S3's COPY directive); otherwise those three come from meta (REPLACE).
+// Bodies are immutable, so the copy is a hard link, falling back to a byte
+// copy where linking fails.
+func (s *Store) CopyObject(srcBucket, srcKey, srcVersion, dstBucket, dstKey string, meta *ObjectMeta) (ObjectMeta, error) {
+	if err := validateRead(srcKey, srcVersion); err != nil {
 		return ObjectMeta{}, err
 	}
 	if err := ValidateKey(dstKey); err != nil {
@@ -533,32 +550,35 @@ func (s *Store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta *Ob
 	if err != nil {
 		return ObjectMeta{}, err
 	}
-	tmp := filepath.Join(s.dir, "objects", dst.ID, "tmp", newID())
-	srcMeta, err := s.linkBody(srcBucket, srcKey, tmp)
+	rec := objectRecord{FileID: newID()}
+	if err := s.ensureShardDir(dst, rec.FileID); err != nil {
+		return ObjectMeta{}, err
+	}
+	srcMeta, err := s.linkBody(srcBucket, srcKey, srcVersion, s.objectPath(dst.ID, rec.FileID))
 	if err != nil {
 		return ObjectMeta{}, err
 	}
-	rec := objectRecord{Size: srcMeta.Size, ETag: srcMeta.ETag, ContentType: srcMeta.ContentType,
-		UserMeta: srcMeta.UserMeta, Headers: srcMeta.Headers, Tags: srcMeta.Tags}
+	rec.Size, rec.ETag, rec.ContentType = srcMeta.Size, srcMeta.ETag, srcMeta.ContentType
+	rec.UserMeta, rec.Headers, rec.Tags = srcMeta.UserMeta, srcMeta.Headers, srcMeta.Tags
 	if meta != nil {
 		rec.ContentType, rec.UserMeta, rec.Headers = meta.ContentType, copyMap(meta.UserMeta), copyMap(meta.Headers)
 		if meta.Tags != nil {
 			rec.Tags = copyMap(meta.Tags)
 		}
 	}
-	return s.commit(dst, dstKey, tmp, rec)
+	return s.commit(dst, dstKey, rec, nil)
 }
 
 // linkBody makes path a hard link to (or, where linking fails, a copy of) the
 // body of bucket/key, holding unlinkMu so the body cannot vanish between
 // reading the metadata and linking it.
-func (s *Store) linkBody(bucket, key, path string) (ObjectMeta, error) {
+func (s *Store) linkBody(bucket, key, versionID, path string) (ObjectMeta, error) {
 	s.unlinkMu.RLock()
 	defer s.unlinkMu.RUnlock()
 	var br bucketRecord
 	var rec objectRecord
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		br, rec, err = getObject(tx, bucket, key)
+		br, rec, err = readVersion(tx, bucket, key, versionID)
 		return err
 	})
 	if err != nil {
@@ -608,14 +628,17 @@ func (s *Store) lookupBucket(name string) (bucketRecord, error) {
 	return br, err
 }
 
-func (s *Store) createTemp(bucketID string) (*os.File, error) {
-	dir := filepath.Join(s.dir, "objects", bucketID, "tmp")
-	f, err := os.OpenFile(filepath.Join(dir, newID()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+// createBody creates the body file fileID under its final name.
+func (s *Store) createBody(br bucketRecord, fileID string) (*os.File, error) {
+	if err := s.ensureShardDir(br, fileID); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(s.objectPath(br.ID, fileID), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: bucket directory gone", ErrBucketNotFound)
+		return nil, fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("objstore: temp file: %w", err)
+		return nil, fmt.Errorf("objstore: body file: %w", err)
 	}
 	return f, nil
 }
@@ -625,14 +648,14 @@ func (s *Store) objectPath(bucketID, fileID string) string {
 }
 
 // ensureShardDir creates the <2 hex> directory durably the first time.
-func (s *Store) ensureShardDir(bucketID, fileID string) error {
-	d := filepath.Join(s.dir, "objects", bucketID, fileID[:2])
+func (s *Store) ensureShardDir(br bucketRecord, fileID string) error {
+	d := filepath.Join(s.dir, "objects", br.ID, fileID[:2])
 	err := os.Mkdir(d, 0o700)
 	if errors.Is(err, os.ErrExist) {
 		return nil
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: bucket directory gone", ErrBucketNotFound)
+	if errors.Is(err, os.ErrNotExist) { // the bucket was deleted
+		return fmt.Errorf("%w: %s", ErrBucketNotFound, br.Name)
 	}
 	if err != nil {
 		return err
@@ -658,20 +681,6 @@ func getBucket(tx *bolt.Tx, name string) (bucketRecord, error) {
 	}
 	err := json.Unmarshal(v, &br)
 	return br, err
-}
-
-func getObject(tx *bolt.Tx, bucket, key string) (bucketRecord, objectRecord, error) {
-	var rec objectRecord
-	br, err := getBucket(tx, bucket)
-	if err != nil {
-		return br, rec, err
-	}
-	v := tx.Bucket(bktObjects).Bucket([]byte(br.ID)).Get([]byte(key))
-	if v == nil {
-		return br, rec, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key)
-	}
-	err = json.Unmarshal(v, &rec)
-	return br, rec, err
 }
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
@@ -713,23 +722,46 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// SetObjectTags replaces an object's tag set (nil or empty removes it);
-// the body and the rest of its metadata stay.
-func (s *Store) SetObjectTags(bucket, key string, tags map[string]string) error {
-	if err := ValidateKey(key); err != nil {
-		return err
+// SetObjectTags replaces the tag set (nil or empty removes it) of an
+// object's current version, or of its version versionID when that is not
+// "". The body and the rest of the metadata stay.
+func (s *Store) SetObjectTags(bucket, key, versionID string, tags map[string]string) (ObjectMeta, error) {
+	if err := validateRead(key, versionID); err != nil {
+		return ObjectMeta{}, err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		br, rec, err := getObject(tx, bucket, key)
+	var rec objectRecord
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var br bucketRecord
+		var err error
+		br, rec, err = readVersion(tx, bucket, key, versionID)
 		if err != nil {
 			return err
 		}
 		rec.Tags = copyMap(tags)
-		if len(rec.Tags) == 0 {
-			rec.Tags = nil
+		vk, _, found, err := findVersion(versionsOf(tx, br.ID), key, rec.VersionID)
+		if err != nil {
+			return err
 		}
-		return putJSON(tx.Bucket(bktObjects).Bucket([]byte(br.ID)), []byte(key), rec)
+		if !found {
+			return fmt.Errorf("objstore: %s/%s: version %s missing from its stack", bucket, key, rec.VersionID)
+		}
+		if err := putJSON(versionsOf(tx, br.ID), vk, rec); err != nil {
+			return err
+		}
+		// The index holds a copy of the current version.
+		ob := objectsOf(tx, br.ID)
+		if v := ob.Get([]byte(key)); v != nil {
+			var cur objectRecord
+			if err := json.Unmarshal(v, &cur); err != nil {
+				return err
+			}
+			if cur.VersionID == rec.VersionID {
+				return putJSON(ob, []byte(key), rec)
+			}
+		}
+		return nil
 	})
+	return rec.meta(bucket, key), err
 }
 
 // bodyBufs are the buffers bodies are copied with: 1 MiB, so a body is

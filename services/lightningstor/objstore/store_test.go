@@ -44,7 +44,7 @@ func mustPut(t *testing.T, s *Store, bucket, key, body string) ObjectMeta {
 
 func readBody(t *testing.T, s *Store, bucket, key string) (ObjectMeta, string) {
 	t.Helper()
-	m, f, err := s.GetObject(bucket, key)
+	m, f, err := s.GetObject(bucket, key, "")
 	if err != nil {
 		t.Fatalf("GetObject(%q, %q): %v", bucket, key, err)
 	}
@@ -196,7 +196,7 @@ func TestBucketLifecycle(t *testing.T) {
 	if err := s.DeleteBucket("zeta"); !errors.Is(err, ErrBucketNotEmpty) {
 		t.Fatalf("DeleteBucket non-empty: %v", err)
 	}
-	if err := s.DeleteObject("zeta", "k"); err != nil {
+	if _, err := s.DeleteObject("zeta", "k", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteBucket("zeta"); err != nil {
@@ -213,7 +213,7 @@ func TestBucketLifecycle(t *testing.T) {
 	}
 	// Re-created under the same name, the bucket starts empty.
 	mustBucket(t, s, "zeta")
-	if _, err := s.HeadObject("zeta", "k"); !errors.Is(err, ErrNoSuchKey) {
+	if _, err := s.HeadObject("zeta", "k", ""); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("old key visible in re-created bucket: %v", err)
 	}
 }
@@ -241,7 +241,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	if put.ETag != etagOf(body) || put.Size != int64(len(body)) || put.LastModified.IsZero() {
 		t.Fatalf("PutObject meta = %+v", put)
 	}
-	head, err := s.HeadObject("bkt1", "dir/hello.txt")
+	head, err := s.HeadObject("bkt1", "dir/hello.txt", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestObjectRoundTrip(t *testing.T) {
 		t.Fatalf("GetObject = %+v %q", got, gotBody)
 	}
 	// Ranged read through the returned file.
-	_, f, err := s.GetObject("bkt1", "dir/hello.txt")
+	_, f, err := s.GetObject("bkt1", "dir/hello.txt", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	}
 	// Overwrite and delete while f is open: f still reads the old body.
 	mustPut(t, s, "bkt1", "dir/hello.txt", "replaced")
-	if err := s.DeleteObject("bkt1", "dir/hello.txt"); err != nil {
+	if _, err := s.DeleteObject("bkt1", "dir/hello.txt", ""); err != nil {
 		t.Fatal(err)
 	}
 	all, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
@@ -275,19 +275,19 @@ func TestObjectRoundTrip(t *testing.T) {
 	if err != nil || string(all) != body {
 		t.Fatalf("open file after overwrite+delete = %q, %v", all, err)
 	}
-	if _, err := s.HeadObject("bkt1", "dir/hello.txt"); !errors.Is(err, ErrNoSuchKey) {
+	if _, err := s.HeadObject("bkt1", "dir/hello.txt", ""); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("HeadObject after delete: %v", err)
 	}
-	if _, _, err := s.GetObject("bkt1", "dir/hello.txt"); !errors.Is(err, ErrNoSuchKey) {
+	if _, _, err := s.GetObject("bkt1", "dir/hello.txt", ""); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("GetObject after delete: %v", err)
 	}
-	if err := s.DeleteObject("bkt1", "dir/hello.txt"); err != nil {
+	if _, err := s.DeleteObject("bkt1", "dir/hello.txt", ""); err != nil {
 		t.Fatalf("deleting a missing key: %v", err)
 	}
-	if err := s.DeleteObject("nobucket", "k"); !errors.Is(err, ErrBucketNotFound) {
+	if _, err := s.DeleteObject("nobucket", "k", ""); !errors.Is(err, ErrBucketNotFound) {
 		t.Fatalf("DeleteObject in missing bucket: %v", err)
 	}
-	if _, err := s.HeadObject("nobucket", "k"); !errors.Is(err, ErrBucketNotFound) {
+	if _, err := s.HeadObject("nobucket", "k", ""); !errors.Is(err, ErrBucketNotFound) {
 		t.Fatalf("HeadObject in missing bucket: %v", err)
 	}
 
@@ -296,7 +296,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := s.CopyObject("bkt1", "src", "bkt2", "copy", nil)
+	cp, err := s.CopyObject("bkt1", "src", "", "bkt2", "copy", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestObjectRoundTrip(t *testing.T) {
 		t.Fatalf("CopyObject(COPY) = %+v", cp)
 	}
 	repl := &ObjectMeta{ContentType: "application/json", UserMeta: map[string]string{"x": "y"}}
-	cp2, err := s.CopyObject("bkt1", "src", "bkt1", "copy2", repl)
+	cp2, err := s.CopyObject("bkt1", "src", "", "bkt1", "copy2", repl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,23 +313,23 @@ func TestObjectRoundTrip(t *testing.T) {
 		t.Fatalf("CopyObject(REPLACE) = %+v", cp2)
 	}
 	// The copy is independent of its source.
-	if err := s.DeleteObject("bkt1", "src"); err != nil {
+	if _, err := s.DeleteObject("bkt1", "src", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, b := readBody(t, s, "bkt2", "copy"); b != body {
 		t.Fatalf("copy body after source delete = %q", b)
 	}
 	// Copy onto itself with new metadata keeps the body.
-	if _, err := s.CopyObject("bkt2", "copy", "bkt2", "copy", repl); err != nil {
+	if _, err := s.CopyObject("bkt2", "copy", "", "bkt2", "copy", repl); err != nil {
 		t.Fatal(err)
 	}
 	if m, b := readBody(t, s, "bkt2", "copy"); b != body || m.ContentType != "application/json" {
 		t.Fatalf("self-copy = %+v %q", m, b)
 	}
-	if _, err := s.CopyObject("bkt1", "missing", "bkt2", "x", nil); !errors.Is(err, ErrNoSuchKey) {
+	if _, err := s.CopyObject("bkt1", "missing", "", "bkt2", "x", nil); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("copy missing source: %v", err)
 	}
-	if _, err := s.CopyObject("bkt2", "copy", "nobucket", "x", nil); !errors.Is(err, ErrBucketNotFound) {
+	if _, err := s.CopyObject("bkt2", "copy", "", "nobucket", "x", nil); !errors.Is(err, ErrBucketNotFound) {
 		t.Fatalf("copy to missing bucket: %v", err)
 	}
 	// Exactly one body file per live object: empty, copy2, copy.
@@ -378,7 +378,7 @@ func TestConcurrentPutsSameKey(t *testing.T) {
 					return
 				default:
 				}
-				m, f, err := s.GetObject("bkt", "k")
+				m, f, err := s.GetObject("bkt", "k", "")
 				if err != nil {
 					errc <- err
 					return
@@ -457,7 +457,7 @@ func TestFailingBodyChangesNothing(t *testing.T) {
 	if body != "original" || !reflect.DeepEqual(m, before) {
 		t.Fatalf("object changed by failed put: %+v %q", m, body)
 	}
-	if _, err := s.HeadObject("bkt", "fresh"); !errors.Is(err, ErrNoSuchKey) {
+	if _, err := s.HeadObject("bkt", "fresh", ""); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("failed put created a key: %v", err)
 	}
 	if files := bodyFiles(t, dir); len(files) != 1 {
@@ -525,7 +525,7 @@ func TestKeySafety(t *testing.T) {
 		if _, err := s.PutObject("bkt", tc.key, strings.NewReader("x"), ObjectMeta{}, nil); !errors.Is(err, tc.want) {
 			t.Fatalf("PutObject(%q) = %v, want %v", tc.key, err, tc.want)
 		}
-		if _, err := s.HeadObject("bkt", tc.key); !errors.Is(err, tc.want) {
+		if _, err := s.HeadObject("bkt", tc.key, ""); !errors.Is(err, tc.want) {
 			t.Fatalf("HeadObject(%q) = %v, want %v", tc.key, err, tc.want)
 		}
 	}
@@ -556,8 +556,9 @@ func TestOpenCleansLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	// What a crash can leave: a half-written temp file, a body renamed into
-	// place whose metadata never committed, and a deleted bucket's directory.
+	// What a crash can leave: a temp file (of the layout before bodies were
+	// written in place), a body whose metadata never committed, and a
+	// deleted bucket's directory.
 	bdir := filepath.Join(dir, "objects", br.ID)
 	plant := map[string]string{
 		filepath.Join(bdir, "tmp", newID()):                                        "partial",

@@ -73,6 +73,8 @@ func s3Code(err error) (int, string) {
 		{ErrUnsupported, 501, "NotImplemented"},
 		{ErrContentSHA256Mismatch, 400, "XAmzContentSHA256Mismatch"},
 		{ErrBadDigest, 400, "BadDigest"},
+		{ErrChecksumMismatch, 400, "BadDigest"},
+		{ErrInvalidChecksum, 400, "InvalidRequest"},
 	} {
 		if errors.Is(err, m.err) {
 			return m.status, m.code
@@ -473,7 +475,10 @@ func TestMinioRejects(t *testing.T) {
 		{name: "unsigned x-amz header added", key: testKey, secret: testSecret, rt: tamper{offset: -1, header: func(h http.Header) { h.Set("X-Amz-Acl", "public-read") }}, data: small, code: "SignatureDoesNotMatch"},
 		{name: "signed header altered", key: testKey, secret: testSecret, rt: tamper{offset: -1, header: func(h http.Header) { h.Set("X-Amz-Meta-Owner", "mallory") }}, data: small, opts: minio.PutObjectOptions{UserMetadata: map[string]string{"owner": "alice"}}, code: "SignatureDoesNotMatch"},
 		{name: "sigv2 header", key: testKey, secret: testSecret, rt: tamper{offset: -1, header: func(h http.Header) { h.Set("Authorization", "AWS "+testKey+":c2lnbmF0dXJl") }}, data: small, code: "NotImplemented"},
-		{name: "trailer mode", key: testKey, secret: testSecret, rt: tamper{offset: -1, header: func(h http.Header) { h.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER") }}, data: small, code: "NotImplemented"},
+		{name: "trailer mode swapped in", key: testKey, secret: testSecret, rt: tamper{offset: -1, header: func(h http.Header) {
+			h.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+			h.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		}}, data: small, code: "SignatureDoesNotMatch"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

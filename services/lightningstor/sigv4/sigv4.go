@@ -40,7 +40,7 @@ var (
 	ErrExpired = errors.New("sigv4: request has expired")
 	// ErrMalformed: AuthorizationHeaderMalformed (bad header, query or aws-chunked framing).
 	ErrMalformed = errors.New("sigv4: authorization malformed")
-	// ErrUnsupported: NotImplemented (SigV2, SigV4A, trailer payload variants).
+	// ErrUnsupported: NotImplemented (SigV2, SigV4A).
 	ErrUnsupported = errors.New("sigv4: unsupported authentication mode")
 	// ErrContentSHA256Mismatch: XAmzContentSHA256Mismatch.
 	ErrContentSHA256Mismatch = errors.New("sigv4: x-amz-content-sha256 does not match the body")
@@ -69,16 +69,16 @@ const (
 	maxSkew         = 15 * time.Minute
 	maxPresignedAge = 7 * 24 * time.Hour
 
-	unsignedPayload  = "UNSIGNED-PAYLOAD"
-	streamingPayload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-	emptySHA256      = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	unsignedPayload          = "UNSIGNED-PAYLOAD"
+	streamingPayload         = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	streamingSignedTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	emptySHA256              = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
 // unsupportedPayloads are the x-amz-content-sha256 modes AWS defines that we
 // refuse with NotImplemented rather than mis-verify.
 var unsupportedPayloads = map[string]bool{
-	"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER":       true,
-	"STREAMING-UNSIGNED-PAYLOAD-TRAILER":               true,
 	"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD":         true,
 	"STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER": true,
 }
@@ -151,17 +151,31 @@ func Verify(ctx context.Context, r *http.Request, secrets Secrets, now time.Time
 		return Result{}, nil, fmt.Errorf("%w: x-amz-content-sha256 %s", ErrUnsupported, payload)
 	}
 	var wantSHA []byte
-	switch payload {
-	case unsignedPayload, streamingPayload:
+	trailer := payload == streamingSignedTrailer || payload == streamingUnsignedTrailer
+	streaming := payload == streamingPayload || trailer
+	switch {
+	case payload == unsignedPayload || streaming:
 	default:
 		if wantSHA, err = hex.DecodeString(payload); err != nil || len(wantSHA) != sha256.Size {
 			return Result{}, nil, fmt.Errorf("%w: x-amz-content-sha256 is neither a SHA-256 nor a known mode", ErrMalformed)
 		}
 	}
-	if payload == streamingPayload && presigned {
+	if streaming && presigned {
 		return Result{}, nil, fmt.Errorf("%w: aws-chunked payload with presigned URL", ErrMalformed)
 	}
 	wantMD5, err := contentMD5(r)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	var trailerName string
+	var trailerAlg checksumAlg
+	if trailer {
+		trailerName = strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer")))
+		if trailerAlg, err = algOfHeader(trailerName); err != nil {
+			return Result{}, nil, fmt.Errorf("x-amz-trailer: %w", err)
+		}
+	}
+	sumAlg, wantSum, hasSum, err := bodyChecksum(r, query, trailer)
 	if err != nil {
 		return Result{}, nil, err
 	}
@@ -184,18 +198,34 @@ func Verify(ctx context.Context, r *http.Request, secrets Secrets, now time.Time
 
 	res := Result{AccessKeyID: a.accessKey, Region: a.region, ContentLength: r.ContentLength}
 	var src io.ReadCloser = body
-	if payload == streamingPayload {
+	if streaming {
 		decoded, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
 		if err != nil || decoded < 0 {
 			return Result{}, nil, fmt.Errorf("%w: missing or bad x-amz-decoded-content-length", ErrMalformed)
 		}
 		res.ContentLength = decoded
-		src = newChunkedReader(body, key, a.amzDate, scope, a.signature, decoded)
+		cr := newChunkedReader(body, key, a.amzDate, scope, a.signature, decoded)
+		cr.signed = payload != streamingUnsignedTrailer
+		if trailer {
+			cr.withTrailer(trailerName, trailerAlg)
+		}
+		src = cr
 	}
-	if wantSHA == nil && wantMD5 == nil && payload != streamingPayload {
+	if wantSHA == nil && wantMD5 == nil && !hasSum && !streaming {
 		return res, body, nil
 	}
-	return res, &verifyingReader{src: src, wantSHA: wantSHA, wantMD5: wantMD5, wantLen: res.ContentLength}, nil
+	return res, &verifyingReader{src: src, wantSHA: wantSHA, wantMD5: wantMD5, sumAlg: sumAlg, wantSum: wantSum, wantLen: res.ContentLength}, nil
+}
+
+// bodyChecksum is the x-amz-checksum-<alg> header that describes the
+// request's body, if any. In trailer modes the trailer declares it instead;
+// on CompleteMultipartUpload the header is the whole object's checksum, not
+// the body's, so neither is checked here.
+func bodyChecksum(r *http.Request, query map[string][]string, trailer bool) (checksumAlg, []byte, bool, error) {
+	if _, complete := query["uploadId"]; trailer || (complete && r.Method == http.MethodPost) {
+		return checksumAlg{}, nil, false, nil
+	}
+	return headerChecksum(r)
 }
 
 // anonymous still checks the digests a client sent, as S3 does.
@@ -215,10 +245,18 @@ func anonymous(r *http.Request, body io.ReadCloser) (Result, io.ReadCloser, erro
 			return Result{}, nil, fmt.Errorf("%w: bad x-amz-content-sha256", ErrMalformed)
 		}
 	}
-	if wantSHA == nil && wantMD5 == nil {
+	query, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	sumAlg, wantSum, hasSum, err := bodyChecksum(r, query, false)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	if wantSHA == nil && wantMD5 == nil && !hasSum {
 		return res, body, nil
 	}
-	return res, &verifyingReader{src: body, wantSHA: wantSHA, wantMD5: wantMD5, wantLen: r.ContentLength}, nil
+	return res, &verifyingReader{src: body, wantSHA: wantSHA, wantMD5: wantMD5, sumAlg: sumAlg, wantSum: wantSum, wantLen: r.ContentLength}, nil
 }
 
 func contentMD5(r *http.Request) ([]byte, error) {
