@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/photoncloud/photon/services/lightningstor/objstore"
@@ -232,17 +231,9 @@ func (h *handler) listObjects(w http.ResponseWriter, req *request) error {
 	}
 	q := req.query
 	v2 := q.Get("list-type") == "2"
-	enc := q.Get("encoding-type")
-	if enc != "" && enc != "url" {
-		return ErrInvalidArgument.with(req.bucket, "Invalid Encoding Method specified in Request")
-	}
-	maxKeys := 1000
-	if s := q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return ErrInvalidArgument.with(req.bucket, "max-keys must be a non-negative integer")
-		}
-		maxKeys = min(n, 1000)
+	enc, maxKeys, err := req.listing("max-keys", objstore.MaxListKeys)
+	if err != nil {
+		return err
 	}
 	o := objstore.ListOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"), MaxKeys: maxKeys}
 	if v2 {

@@ -221,6 +221,17 @@ func (h *handler) abortUpload(w http.ResponseWriter, req *request) error {
 }
 
 // intParam reads an optional non-negative integer query parameter.
+// listing reads what every list call shares: encoding-type (only "url")
+// and its page size param, capped at max (also its default).
+func (req *request) listing(sizeParam string, max int) (enc string, size int, err error) {
+	enc = req.query.Get("encoding-type")
+	if enc != "" && enc != "url" {
+		return "", 0, ErrInvalidArgument.with(req.bucket, "Invalid Encoding Method specified in Request")
+	}
+	size, err = req.intParam(sizeParam, max)
+	return enc, min(size, max), err
+}
+
 func (req *request) intParam(name string, def int) (int, error) {
 	s := req.query.Get(name)
 	if s == "" {
@@ -278,15 +289,10 @@ func (h *handler) listUploads(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	q := req.query
-	enc := q.Get("encoding-type")
-	if enc != "" && enc != "url" {
-		return ErrInvalidArgument.with(req.bucket, "Invalid Encoding Method specified in Request")
-	}
-	maxUploads, err := req.intParam("max-uploads", objstore.MaxListUploads)
+	enc, maxUploads, err := req.listing("max-uploads", objstore.MaxListUploads)
 	if err != nil {
 		return err
 	}
-	maxUploads = min(maxUploads, objstore.MaxListUploads)
 	o := objstore.UploadListOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"),
 		KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: maxUploads}
 	if o.KeyMarker == "" {

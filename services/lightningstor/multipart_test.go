@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -263,16 +262,7 @@ func TestMultipartCore(t *testing.T) {
 // status and the S3 error code of the answer.
 func presigned(t *testing.T, c *minio.Client, method, bucket, key string, params url.Values, body string) (int, string) {
 	t.Helper()
-	u, err := c.Presign(context.Background(), method, bucket, key, time.Minute, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(method, u.String(), strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := presignedResp(t, c, method, bucket, key, params, body)
 	b, _ := io.ReadAll(resp.Body)
 	_, rest, _ := strings.Cut(string(b), "<Code>")
 	code, _, _ := strings.Cut(rest, "</Code>")

@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/photoncloud/photon/services/lightningstor/objstore"
 )
@@ -110,17 +109,9 @@ func (h *handler) listVersions(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	q := req.query
-	enc := q.Get("encoding-type")
-	if enc != "" && enc != "url" {
-		return ErrInvalidArgument.with(req.bucket, "Invalid Encoding Method specified in Request")
-	}
-	maxKeys := objstore.MaxListKeys
-	if s := q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return ErrInvalidArgument.with(req.bucket, "max-keys must be a non-negative integer")
-		}
-		maxKeys = min(n, objstore.MaxListKeys)
+	enc, maxKeys, err := req.listing("max-keys", objstore.MaxListKeys)
+	if err != nil {
+		return err
 	}
 	o := objstore.VersionListOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"),
 		KeyMarker: q.Get("key-marker"), VersionIDMarker: q.Get("version-id-marker"), MaxKeys: maxKeys}

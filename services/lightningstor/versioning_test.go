@@ -12,7 +12,9 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// presignedResp is presigned's answer with its headers.
+// presignedResp sends method to bucket/key?params through a URL c
+// presigns, for requests minio-go's API cannot make (or make malformed),
+// and returns the answer with its body read.
 func presignedResp(t *testing.T, c *minio.Client, method, bucket, key string, params url.Values, body string) *http.Response {
 	t.Helper()
 	u, err := c.Presign(context.Background(), method, bucket, key, time.Minute, params)

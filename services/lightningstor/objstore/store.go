@@ -375,12 +375,17 @@ func (s *Store) SetBucketACL(name, acl string) error {
 	if err != nil {
 		return err
 	}
+	return s.updateBucket(name, func(br *bucketRecord) { br.ACL = acl })
+}
+
+// updateBucket changes a bucket's record in one transaction.
+func (s *Store) updateBucket(name string, change func(*bucketRecord)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		br, err := getBucket(tx, name)
 		if err != nil {
 			return err
 		}
-		br.ACL = acl
+		change(&br)
 		return putJSON(tx.Bucket(bktBuckets), []byte(name), br)
 	})
 }

@@ -225,14 +225,7 @@ func (s *Store) SetBucketVersioning(name, status string) error {
 	if status != VersioningEnabled && status != VersioningSuspended {
 		return fmt.Errorf("%w: versioning status %q", ErrInvalidArgument, status)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		br, err := getBucket(tx, name)
-		if err != nil {
-			return err
-		}
-		br.Versioning = status
-		return putJSON(tx.Bucket(bktBuckets), []byte(name), br)
-	})
+	return s.updateBucket(name, func(br *bucketRecord) { br.Versioning = status })
 }
 
 // DeleteResult says what a DeleteObject did, for S3's response headers.
