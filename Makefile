@@ -39,8 +39,9 @@ e2e:
 ## against a plain veth (root); PlasmaVMC create+start to the guest's marker
 ## against the same QEMU command line run directly, 1 and 8 VMs at once;
 ## LightningSTOR S3 GETs against nginx serving the same files, PUTs against
-## writing the same bytes with fsync, and 4 KiB PUT+GET ops/s
-## (results: bench/RESULTS.md)
+## writing the same bytes with fsync, and 4 KiB PUT+GET ops/s; NightLight
+## remote-write ingestion, memory per series and query_range latency against
+## Prometheus receiving the same stream (results: bench/RESULTS.md)
 bench:
 	./scripts/install-deps.sh --bench
 	$(GO) run ./bench/chainfire
@@ -49,6 +50,7 @@ bench:
 	$(GO) run ./bench/prismnet
 	$(GO) run ./bench/plasmavmc
 	$(GO) run ./bench/lightningstor
+	$(GO) run ./bench/nightlight
 
 ## fuzz: run each fuzz target for a while (each ChainFire input is an HTTP
 ## round trip, so minimisation is bounded by count, not time)

@@ -15,6 +15,7 @@ declare -A need=(
   [qemu-img]=qemu-utils     # PlasmaVMC's disks are qcow2 overlays
   [s3cmd]=s3cmd             # LightningSTOR's e2e: real S3 clients
   [rclone]=rclone
+  [prometheus]=prometheus   # NightLight's e2e: a real Prometheus remote-writes to it and answers the same queries
 )
 if [[ "${1:-}" == "--bench" ]]; then
   need[etcd]=etcd-server    # the stock etcd ChainFire is benchmarked against

@@ -17,10 +17,12 @@ import (
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/buildinfo"
 	"github.com/photoncloud/photon/internal/lifecycle"
+	"github.com/photoncloud/photon/internal/registry"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
 	"github.com/photoncloud/photon/services/lightningstor"
+	"github.com/photoncloud/photon/services/nightlight"
 	"github.com/photoncloud/photon/services/plasmavmc"
 	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 	"github.com/photoncloud/photon/services/prismnet"
@@ -46,6 +48,7 @@ type Config struct {
 	Hypervisor       string
 	HypervisorConfig hypervisor.Config
 	LightningSTOR    lightningstor.Config
+	NightLight       nightlight.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -60,6 +63,7 @@ type Stack struct {
 	PlasmaVMC     *plasmavmc.Server
 	Hypervisor    *hypervisor.Component // nil when this process runs no VMs
 	LightningSTOR *lightningstor.Server
+	NightLight    *nightlight.Server
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -98,10 +102,18 @@ func New(cfg Config) (*Stack, error) {
 		cfg.LightningSTOR.DataDir = filepath.Join(abs, "lightningstor")
 	}
 	cfg.LightningSTOR.Defaults()
+	cfg.NightLight.Version = buildinfo.Version
+	if cfg.NightLight.DataDir == "" {
+		cfg.NightLight.DataDir = filepath.Join(abs, "nightlight")
+	}
+	// It scrapes the services' /metrics (which need a caller) with the
+	// bootstrap admin token IAM keeps current there.
+	cfg.NightLight.TokenFile = filepath.Join(abs, AdminTokenFile)
+	cfg.NightLight.Defaults()
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr, cfg.LightningSTOR.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr, cfg.LightningSTOR.HTTPAddr, cfg.NightLight.HTTPAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -132,8 +144,11 @@ func New(cfg Config) (*Stack, error) {
 	s := &Stack{cfg: cfg, ChainFire: cf, IAM: im, CreditService: cs, PrismNET: pn}
 	s.group.Add(cf)
 	s.group.Add(im)
+	s.group.Add(announce(cf, "iam", im.HTTPAddr))
 	s.group.Add(cs)
+	s.group.Add(announce(cf, "creditservice", cs.HTTPAddr))
 	s.group.Add(pn)
+	s.group.Add(announce(cf, "prismnet", pn.HTTPAddr))
 	switch cfg.Dataplane {
 	case "on", "auto":
 		if !agent.Supported() {
@@ -191,6 +206,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.PlasmaVMC = vmc
 	s.group.Add(vmc)
+	s.group.Add(announce(cf, "plasmavmc", vmc.HTTPAddr))
 	ls, err := lightningstor.New(cfg.LightningSTOR, func() lightningstor.Deps {
 		return lightningstor.Deps{Client: cf.Client(), Auth: cf.Auth()}
 	})
@@ -200,10 +216,29 @@ func New(cfg Config) (*Stack, error) {
 	s.LightningSTOR = ls
 	s.group.Add(ls)
 	s.group.Add(&s3Key{path: filepath.Join(abs, S3CredentialsFile), cf: cf, iam: im})
+	// Last, so that the services it scrapes are registered when it starts.
+	nl, err := nightlight.New(cfg.NightLight, func() nightlight.Deps {
+		return nightlight.Deps{Client: cf.Client(), Auth: cf.Auth()}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nightlight: %w", err)
+	}
+	s.NightLight = nl
+	s.group.Add(nl)
 	if s.Hypervisor != nil {
 		s.group.Add(s.Hypervisor)
 	}
 	return s, nil
+}
+
+// announce registers a service that does not register itself (its REST
+// API at addr, on /health and /metrics) for as long as it runs, so that
+// NightLight scrapes it and clients can find it.
+func announce(cf *chainfire.Server, service string, addr func() string) *registry.Announcer {
+	node, _ := os.Hostname()
+	return registry.Announce(service, cf.Client, func() registry.Entry {
+		return registry.Entry{Service: service, Node: node, HTTP: addr(), Version: buildinfo.Version}
+	})
 }
 
 // Start starts every service in dependency order.
@@ -227,6 +262,7 @@ func (s *Stack) Endpoints() []Endpoint {
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
 		{"LightningSTOR", "http://" + s.LightningSTOR.HTTPAddr(), "-", "S3 API; health at /-/health; bootstrap key in " + filepath.Join(s.cfg.DataDir, S3CredentialsFile)},
+		{"NightLight", "http://" + s.NightLight.HTTPAddr(), "-", "Prometheus API (query, remote write/read, targets, rules); scrapes every registered service"},
 		{"PlasmaVMC", "http://" + s.PlasmaVMC.HTTPAddr(), "-", "virtual machines on QEMU; " + s.hypervisor()},
 		{"PrismNET", "http://" + s.PrismNET.HTTPAddr(), "-", "VPCs, subnets, ports, security groups; data plane " + s.dataplane()},
 	}

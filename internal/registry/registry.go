@@ -180,3 +180,37 @@ func List(ctx context.Context, cli *clientv3.Client, service string) ([]Entry, e
 
 // String names the entry in logs.
 func (e Entry) String() string { return fmt.Sprintf("%s/%s", e.Service, e.Node) }
+
+// Announcer is a lifecycle component that keeps entry() registered while
+// it runs: for a service whose own Start does not register itself, added
+// to a group right after it (entry is read at Start, once the service
+// knows its address).
+type Announcer struct {
+	service string
+	cli     func() *clientv3.Client
+	entry   func() Entry
+	reg     *Registration
+}
+
+// Announce returns an Announcer of service's entry, registered through the
+// client cli returns.
+func Announce(service string, cli func() *clientv3.Client, entry func() Entry) *Announcer {
+	return &Announcer{service: service, cli: cli, entry: entry}
+}
+
+// Name names the component.
+func (a *Announcer) Name() string { return "registry-" + a.service }
+
+// Start registers the entry.
+func (a *Announcer) Start(ctx context.Context) (err error) {
+	a.reg, err = Register(ctx, a.cli(), a.entry(), DefaultTTL)
+	return err
+}
+
+// Stop removes the entry.
+func (a *Announcer) Stop(ctx context.Context) error {
+	if a.reg == nil {
+		return nil
+	}
+	return a.reg.Close(ctx)
+}

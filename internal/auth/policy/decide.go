@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -226,6 +227,20 @@ func (c *Cache) Project(id string) (Project, bool) {
 	defer c.mu.RUnlock()
 	p, ok := c.projects[id]
 	return p, ok
+}
+
+// ProjectsOf returns the ids of an org's projects, sorted.
+func (c *Cache) ProjectsOf(org string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for id, p := range c.projects {
+		if p.OrgID == org {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // IsOrg reports whether id is an org IAM knows.
