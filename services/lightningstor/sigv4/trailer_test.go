@@ -129,6 +129,12 @@ func (tr trailerReq) build(t *testing.T, now time.Time) *http.Request {
 	r = signer.SignV4(*r, testKey, testSecret, "", testRegion)
 	seed := r.Header.Get("Authorization")
 	seed = seed[strings.LastIndex(seed, "Signature=")+len("Signature="):]
+	// The signer stamps its own X-Amz-Date (its clock, not now): the
+	// chunk and trailer signatures must use the same one.
+	now, err := time.Parse(iso8601, r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	date := now.UTC().Format(yyyymmdd)
 	key := testHMAC([]byte("AWS4"+testSecret), date)
