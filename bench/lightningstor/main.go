@@ -30,10 +30,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/photoncloud/photon/bench/internal/pairbench"
+	"github.com/photoncloud/photon/internal/gctune"
 )
 
 const (
@@ -89,8 +89,8 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	if v, set := os.LookupEnv("GOGC"); set {
 		opt.gogc = "GOGC=" + v + " from the environment"
 	} else {
-		debug.SetGCPercent(400)
-		opt.gogc = "GOGC=400, as cmd/photon sets it"
+		go gctune.Run(ctx, 5*time.Second)
+		opt.gogc = "GOGC tuned as cmd/photon tunes it (internal/gctune: 400 while the live heap is small)"
 	}
 	dir, cleanup, err := pairbench.TempDir("lightningstor-bench-", opt.keep, stderr)
 	if err != nil {

@@ -60,7 +60,7 @@ func startProc(name, dir, bin string, extraEnv []string, args ...string) (*serve
 
 // serverEnv is environ without the Go runtime's tuning variables and
 // photon's configuration variables, so that each server runs with its own
-// defaults (photon sets GOGC=400 itself; Prometheus 2.42 runs with Go's
+// defaults (photon tunes its GOGC itself, internal/gctune; Prometheus 2.42 runs with Go's
 // default) and only the flags the bench passes.
 func serverEnv(environ []string) []string {
 	out := []string{} // not nil: a nil Env would inherit ours

@@ -34,6 +34,7 @@ type upStack struct {
 	pnAddr                     string // --prismnet-http-addr
 	vmAddr                     string // --plasmavmc-http-addr
 	s3Addr                     string // --lightningstor-addr
+	nlAddr                     string // --nightlight-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -54,6 +55,7 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		pnAddr:   testutil.FreeAddr(t),
 		vmAddr:   testutil.FreeAddr(t),
 		s3Addr:   testutil.FreeAddr(t),
+		nlAddr:   testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -88,6 +90,7 @@ func (s *upStack) start(t *testing.T) {
 		"--prismnet-http-addr", s.pnAddr,
 		"--plasmavmc-http-addr", s.vmAddr,
 		"--lightningstor-addr", s.s3Addr,
+		"--nightlight-addr", s.nlAddr,
 		"--hypervisor", "off",
 		// The data plane would program this machine's own namespace;
 		// the tests that want it say so (a later flag wins).
