@@ -20,8 +20,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/photoncloud/photon/internal/buildinfo"
-	"github.com/photoncloud/photon/internal/gctune"
 	"github.com/photoncloud/photon/internal/flagenv"
+	"github.com/photoncloud/photon/internal/gctune"
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/iam"
