@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -441,5 +442,56 @@ func TestRemoteRead(t *testing.T) {
 	mine := e.read(a, t0, t0.Add(time.Minute), "__name__", "rr")
 	if fmt.Sprint(mine) != fmt.Sprint(map[string]int{"__name__=rr,project_id=proj-r,side=project": 5}) {
 		t.Fatalf("the project's remote read = %v", mine)
+	}
+}
+
+// TestConfigFileStaticTargets: a job of the operator's config file (a
+// static target with target and metric relabeling) is scraped beside the
+// registry's, with Prometheus's per-scrape series.
+func TestConfigFileStaticTargets(t *testing.T) {
+	exporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "# TYPE widgets_total counter\nwidgets_total{color=\"red\"} 7\n# TYPE noise gauge\nnoise 1\n")
+	}))
+	t.Cleanup(exporter.Close)
+	dir := t.TempDir()
+	conf := `scrape_configs:
+- job_name: widgets
+  scrape_interval: 1s
+  static_configs:
+  - targets: ['` + strings.TrimPrefix(exporter.URL, "http://") + `']
+    labels: {team: a}
+  relabel_configs:
+  - target_label: env
+    replacement: test
+  metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: noise
+    action: drop
+`
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, func(c *platform.Config) { c.NightLight.ConfigFile = filepath.Join(dir, "prometheus.yml") })
+	deadline := time.Now().Add(20 * time.Second)
+	var got []sample
+	for time.Now().Before(deadline) {
+		if got = e.instant("", `widgets_total`, time.Now()); len(got) == 1 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(got) != 1 || got[0].Value[1] != "7" || got[0].Metric["env"] != "test" || got[0].Metric["team"] != "a" || got[0].Metric["job"] != "widgets" {
+		t.Fatalf("widgets_total = %v", got)
+	}
+	if n := e.instant("", `noise`, time.Now()); len(n) != 0 {
+		t.Errorf("a dropped metric was stored: %v", n)
+	}
+	for _, q := range []string{`up{job="widgets"}`, `scrape_duration_seconds{job="widgets"}`, `scrape_samples_scraped{job="widgets"}`, `up{job="iam"}`} {
+		if s := e.instant("", q, time.Now()); len(s) != 1 {
+			t.Errorf("%s = %v", q, s)
+		}
+	}
+	if s := e.instant("", `scrape_samples_post_metric_relabeling{job="widgets"}`, time.Now()); len(s) != 1 || s[0].Value[1] != "1" {
+		t.Errorf("samples after metric relabeling = %v, want 1", s)
 	}
 }
