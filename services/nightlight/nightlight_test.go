@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/internal/registry"
@@ -493,5 +495,42 @@ func TestConfigFileStaticTargets(t *testing.T) {
 	}
 	if s := e.instant("", `scrape_samples_post_metric_relabeling{job="widgets"}`, time.Now()); len(s) != 1 || s[0].Value[1] != "1" {
 		t.Errorf("samples after metric relabeling = %v, want 1", s)
+	}
+}
+
+// TestRemoteWrite2: a remote-write 2.0 request (symbols table, the
+// io.prometheus.write.v2.Request content type) is taken, and stamped with
+// the writer's project like 1.0.
+func TestRemoteWrite2(t *testing.T) {
+	e := start(t, nil)
+	tok := e.projectToken("org-w", "proj-w", "wendy", "member")
+	st := writev2.NewSymbolTable()
+	ts := time.Now().Add(-time.Second)
+	req := writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "rw2_total", "k", "v"), nil),
+		Samples:    []writev2.Sample{{Value: 5, Timestamp: ts.UnixMilli()}},
+		Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER},
+	}}}
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := http.NewRequest("POST", e.url+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	hr.Header.Set("Content-Encoding", "snappy")
+	hr.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+	hr.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	hr.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written") != "1" {
+		t.Fatalf("remote write 2.0: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if got := e.instant("", "rw2_total", ts); len(got) != 1 || got[0].Metric["project_id"] != "proj-w" || got[0].Value[1] != "5" {
+		t.Fatalf("rw2_total = %v", got)
 	}
 }
