@@ -328,14 +328,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		if s.http != nil {
 			s.stopErr = errors.Join(s.stopErr, s.http.Stop(ctx))
 		}
+		// The registry watch and discovery end first, so no reload
+		// reaches the managers while they stop.
+		if s.cancel != nil {
+			s.cancel()
+		}
 		if s.rules != nil {
 			s.rules.Stop()
 		}
 		if s.scrapes != nil {
 			s.scrapes.Stop()
-		}
-		if s.cancel != nil {
-			s.cancel()
 		}
 		s.wg.Wait()
 		if s.db != nil {
