@@ -71,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&opt.settle, "settle", 3*time.Second, "idle time before each memory reading")
 	fs.DurationVar(&opt.gap, "gap", 100*time.Millisecond, "pause after each target's turn")
 	fs.StringVar(&opt.nightlight, "nightlight", "auto", "photon (NightLight in `photon up`), standin (a second Prometheus) or auto (photon once cmd/photon has --nightlight-addr)")
-	fs.StringVar(&opt.gogc, "nightlight-gogc", "", "GOGC for `photon up` (default: none, so photon tunes its own: 400 while the live heap is small, down to 100 as it grows; internal/gctune)")
+	fs.StringVar(&opt.gogc, "nightlight-gogc", "", "GOGC for `photon up` (default: none, so photon tunes its own: 400 while the live heap is small, 75 from 64 MiB; internal/gctune)")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the temporary directory")
 	if err := fs.Parse(args); err != nil {
 		return opt, err

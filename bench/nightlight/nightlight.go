@@ -62,7 +62,7 @@ func startNightLight(ctx context.Context, mode, gogc, promBin, dir string, ports
 		"--hypervisor", "off", "--prismnet-dataplane", "off"}
 	fmt.Fprintf(stderr, "starting photon up in %s\n", dir)
 	var env []string
-	gcDesc := "photon's own GOGC (internal/gctune: 400 with a small live heap, down to 100 above 256 MiB)"
+	gcDesc := "photon's own GOGC (internal/gctune: 400 with a small live heap, 75 from 64 MiB)"
 	if gogc != "" {
 		env, gcDesc = []string{"GOGC=" + gogc}, "GOGC="+gogc+" from --nightlight-gogc"
 	}

@@ -51,7 +51,7 @@ func main() {
 	// The control plane's live heap is small (tens of MiB), so collecting
 	// at 4× it instead of 2× costs little memory and measurably less CPU
 	// per request (bench/RESULTS.md); once NightLight's TSDB makes the
-	// heap large, gctune brings GOGC down to Go's default so the headroom
+	// heap large, gctune brings GOGC down to Prometheus's 75 so the headroom
 	// stays bounded. GOGC in the environment still wins.
 	if _, set := os.LookupEnv("GOGC"); !set {
 		go gctune.Run(context.Background(), 5*time.Second)

@@ -1,7 +1,8 @@
 // Package gctune sets the Go garbage collector's target from the live
 // heap: a high GOGC while the heap is small (the control plane's requests
-// are cheaper with fewer collections) and Go's default once it is large
-// (NightLight's TSDB head, whose 4× headroom would be hundreds of MiB).
+// are cheaper with fewer collections) and Prometheus's own default once it
+// is large (NightLight's TSDB head, whose 4× headroom would be hundreds of
+// MiB; Prometheus 3 runs with GOGC 75, config.DefaultGoGCPercentage).
 package gctune
 
 import (
@@ -11,26 +12,27 @@ import (
 	"time"
 )
 
-// Budget is the heap growth above the live heap that the high setting may
-// cost: with a live heap of Budget/4 or less GOGC is Max; above it, GOGC
-// falls so that the growth stays at Budget, down to Min.
+// The two settings and where the heap switches between them: down at
+// Large, back up only below Small, so a heap near the line does not flap.
 const (
-	Budget = 256 << 20
-	Max    = 400
-	Min    = 100
+	Max   = 400
+	Min   = 75
+	Large = 64 << 20
+	Small = 48 << 20
 )
 
-// Percent is the GOGC for a live heap of live bytes.
-func Percent(live uint64) int {
-	if live == 0 {
+// Percent is the GOGC for a live heap of live bytes, given the current one.
+func Percent(live uint64, cur int) int {
+	switch {
+	case live >= Large:
+		return Min
+	case live < Small:
 		return Max
 	}
-	p := int(uint64(Budget) * 100 / live)
-	return min(Max, max(Min, p))
+	return cur
 }
 
-// Run adjusts GOGC to Percent of the live heap every interval until ctx
-// ends. It changes the setting only when it moves by a tenth or more.
+// Run adjusts GOGC to the live heap every interval until ctx ends.
 func Run(ctx context.Context, interval time.Duration) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	debug.SetGCPercent(Max)
@@ -47,7 +49,7 @@ func Run(ctx context.Context, interval time.Duration) {
 		if sample[0].Value.Kind() != metrics.KindUint64 {
 			continue
 		}
-		if p := Percent(sample[0].Value.Uint64()); p*10 < cur*9 || p*10 > cur*11 {
+		if p := Percent(sample[0].Value.Uint64(), cur); p != cur {
 			debug.SetGCPercent(p)
 			cur = p
 		}

@@ -11,13 +11,15 @@ import (
 
 func TestPercent(t *testing.T) {
 	for _, tc := range []struct {
-		live uint64
-		want int
+		live      uint64
+		cur, want int
 	}{
-		{0, 400}, {10 << 20, 400}, {64 << 20, 400}, {128 << 20, 200}, {256 << 20, 100}, {1 << 30, 100},
+		{0, Max, Max}, {10 << 20, Min, Max}, {47 << 20, Min, Max},
+		{50 << 20, Min, Min}, {50 << 20, Max, Max}, // between the lines: unchanged
+		{64 << 20, Max, Min}, {1 << 30, Max, Min},
 	} {
-		if got := Percent(tc.live); got != tc.want {
-			t.Errorf("Percent(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
+		if got := Percent(tc.live, tc.cur); got != tc.want {
+			t.Errorf("Percent(%d MiB, %d) = %d, want %d", tc.live>>20, tc.cur, got, tc.want)
 		}
 	}
 }
@@ -48,8 +50,8 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		}
 	}
 	waitFor(Max)
-	big := make([][]byte, 0, 320)
-	for range 320 {
+	big := make([][]byte, 0, 96)
+	for range 96 {
 		big = append(big, make([]byte, 1<<20))
 	}
 	waitFor(Min)
