@@ -125,12 +125,22 @@ func (e *env) write(token string, ts time.Time, series map[string]float64) int {
 	return e.post(token, "/api/v1/write", snappy.Encode(nil, raw))
 }
 
+// post sends body (already snappy-encoded) as a remote write 1.0 request.
 func (e *env) post(token, path string, body []byte) int {
+	e.t.Helper()
+	resp, _ := e.send(token, path, body, "application/x-protobuf", "X-Prometheus-Remote-Write-Version", "0.1.0")
+	return resp.StatusCode
+}
+
+// send POSTs a snappy-encoded protobuf body as remote write and read send
+// theirs, with contentType and the protocol's version header, and returns
+// the answer with its body read.
+func (e *env) send(token, path string, body []byte, contentType, versionHeader, version string) (*http.Response, []byte) {
 	e.t.Helper()
 	req, _ := http.NewRequest("POST", e.url+path, bytes.NewReader(body))
 	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(versionHeader, version)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -138,9 +148,9 @@ func (e *env) post(token, path string, body []byte) int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }
 
 // iam calls IAM as the loopback admin; an object that already exists is
@@ -386,19 +396,7 @@ func (e *env) read(token string, from, to time.Time, name, value string) map[str
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", e.url+"/api/v1/read", bytes.NewReader(snappy.Encode(nil, raw)))
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := e.send(token, "/api/v1/read", snappy.Encode(nil, raw), "application/x-protobuf", "X-Prometheus-Remote-Read-Version", "0.1.0")
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("remote read: %d %s", resp.StatusCode, body)
 	}
@@ -516,17 +514,7 @@ func TestRemoteWrite2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hr, _ := http.NewRequest("POST", e.url+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
-	hr.Header.Set("Content-Encoding", "snappy")
-	hr.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
-	hr.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
-	hr.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := e.send(tok, "/api/v1/write", snappy.Encode(nil, raw), "application/x-protobuf;proto=io.prometheus.write.v2.Request", "X-Prometheus-Remote-Write-Version", "2.0.0")
 	if resp.StatusCode != 204 || resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written") != "1" {
 		t.Fatalf("remote write 2.0: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
