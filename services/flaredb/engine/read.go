@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"modernc.org/sqlite"
+)
+
+// Query runs a read-only statement at the given consistency. Linearizable
+// and Lease reads must run on the leader (*NotLeaderError otherwise); Stale
+// reads run anywhere.
+func (n *Node) Query(ctx context.Context, c Consistency, st Statement) (*Rows, error) {
+	switch c {
+	case Linearizable, Lease:
+		if err := n.readBarrier(ctx, c == Linearizable); err != nil {
+			return nil, err
+		}
+	case Stale:
+	default:
+		return nil, fmt.Errorf("%w: %d", ErrBadConsistency, int(c))
+	}
+	return n.query(ctx, st)
+}
+
+// readBarrier waits until this leader's state includes everything committed
+// when the read arrived. verify adds the read-index round trip that proves
+// no newer leader exists; without it the leader's lease is trusted.
+func (n *Node) readBarrier(ctx context.Context, verify bool) error {
+	if err := n.leaderOnly(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.LeaderWait)
+	defer cancel()
+	// A new leader's commit index is only authoritative once an entry of
+	// its own term has been applied (announceLoop appends one).
+	term := n.raft.CurrentTerm()
+	if err := n.fsm.prog.waitTerm(wctx, term); err != nil {
+		return n.waitErr(ctx, err)
+	}
+	ci := n.raft.CommitIndex()
+	if verify {
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return n.raftErr(err)
+		}
+	} else if n.raft.State() != raft.Leader {
+		id, addr := n.Leader()
+		return n.notLeader(id, addr)
+	}
+	if n.raft.CurrentTerm() != term {
+		id, addr := n.Leader()
+		return n.notLeader(id, addr)
+	}
+	if err := n.fsm.prog.wait(wctx, ci); err != nil {
+		return n.waitErr(ctx, err)
+	}
+	return nil
+}
+
+func (n *Node) waitErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if ferr := n.fsm.failure(); ferr != nil {
+		return ferr
+	}
+	return fmt.Errorf("%w: %w", ErrNoLeader, err)
+}
+
+func (n *Node) query(ctx context.Context, st Statement) (*Rows, error) {
+	if strings.TrimSpace(st.SQL) == "" {
+		return nil, ErrEmpty
+	}
+	wa, err := wireArgs(st)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, len(wa))
+	for i, a := range wa {
+		if a.Name != "" {
+			args[i] = sql.Named(a.Name, a.value())
+		} else {
+			args[i] = a.value()
+		}
+	}
+	n.st.mu.RLock()
+	defer n.st.mu.RUnlock()
+	if n.st.rdb == nil {
+		return nil, n.closedErr()
+	}
+	rows, err := n.st.rdb.QueryContext(ctx, st.SQL, args...)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	defer rows.Close()
+	out := &Rows{}
+	if out.Columns, err = rows.Columns(); err != nil {
+		return nil, readErr(err)
+	}
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, readErr(err)
+	}
+	out.Types = make([]string, len(cts))
+	for i, ct := range cts {
+		out.Types[i] = ct.DatabaseTypeName()
+	}
+	out.Rows = [][]any{}
+	for rows.Next() {
+		row := make([]any, len(out.Columns))
+		ptrs := make([]any, len(row))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, readErr(err)
+		}
+		for i, v := range row {
+			// The driver parses TEXT in DATE/DATETIME/TIMESTAMP columns;
+			// hand back text, as stored by SQLite's own date functions.
+			if t, ok := v.(time.Time); ok {
+				row[i] = t.UTC().Format("2006-01-02 15:04:05.999999999")
+			}
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, readErr(err)
+	}
+	return out, nil
+}
+
+func (n *Node) closedErr() error {
+	if err := n.fsm.failure(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// readErr reports every SQLite error of a read as a *SQLError: a read
+// changes nothing, so unlike writes there is no replica to diverge.
+func readErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return &SQLError{Code: se.Code(), Message: se.Error()}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &SQLError{Message: err.Error()}
+}
+
+// NodeHTTPAddr is the HTTP address node id published when it last led.
+func (n *Node) NodeHTTPAddr(ctx context.Context, id string) (string, bool) {
+	n.st.mu.RLock()
+	defer n.st.mu.RUnlock()
+	if n.st.idb == nil {
+		return "", false
+	}
+	var addr string
+	err := n.st.idb.QueryRowContext(ctx, `SELECT http_addr FROM `+nodesTable+` WHERE id = ?`, id).Scan(&addr)
+	return addr, err == nil && addr != ""
+}
+
+// Digest hashes the schema and every row of every table (except the
+// engine's bookkeeping) in one read transaction. Replicas that applied the
+// same log have the same digest.
+func (n *Node) Digest(ctx context.Context) (string, error) {
+	n.st.mu.RLock()
+	defer n.st.mu.RUnlock()
+	if n.st.idb == nil {
+		return "", n.closedErr()
+	}
+	tx, err := n.st.idb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	h := sha256.New()
+	type table struct {
+		name  string
+		rowid bool
+	}
+	var tables []table
+	rows, err := tx.QueryContext(ctx, `SELECT s.name, s.sql, t.wr FROM sqlite_schema s
+		LEFT JOIN pragma_table_list t ON t.schema = 'main' AND t.name = s.name
+		WHERE s.name NOT LIKE 'sqlite_%' AND s.name != ? ORDER BY s.type, s.name`, metaTable)
+	if err != nil {
+		return "", err
+	}
+	for rows.Next() {
+		var name string
+		var ddl sql.NullString
+		var wr sql.NullInt64
+		if err := rows.Scan(&name, &ddl, &wr); err != nil {
+			rows.Close()
+			return "", err
+		}
+		hashValue(h, name)
+		hashValue(h, ddl.String)
+		if wr.Valid && !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(ddl.String)), "CREATE VIRTUAL") {
+			tables = append(tables, table{name: name, rowid: wr.Int64 == 0})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	for _, t := range tables {
+		q := `SELECT * FROM "` + strings.ReplaceAll(t.name, `"`, `""`) + `"`
+		if t.rowid {
+			q = `SELECT rowid, * FROM "` + strings.ReplaceAll(t.name, `"`, `""`) + `" ORDER BY rowid`
+		}
+		if err := hashRows(ctx, tx, h, t.name, q); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashRows hashes a table's rows; without a rowid their order is the
+// primary key's, which a WITHOUT ROWID table scan already follows.
+func hashRows(ctx context.Context, tx *sql.Tx, h hash.Hash, name, q string) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", name, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	hashValue(h, name)
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for _, v := range vals {
+			hashValue(h, v)
+		}
+	}
+	return rows.Err()
+}
+
+// hashValue writes a type tag, a length and the bytes, so no two different
+// sequences of values hash alike.
+func hashValue(h hash.Hash, v any) {
+	var b [9]byte
+	put := func(tag byte, p []byte) {
+		b[0] = tag
+		binary.BigEndian.PutUint64(b[1:], uint64(len(p)))
+		h.Write(b[:])
+		h.Write(p)
+	}
+	var n [8]byte
+	switch x := v.(type) {
+	case nil:
+		put('n', nil)
+	case int64:
+		binary.BigEndian.PutUint64(n[:], uint64(x))
+		put('i', n[:])
+	case float64:
+		binary.BigEndian.PutUint64(n[:], math.Float64bits(x))
+		put('f', n[:])
+	case string:
+		put('s', []byte(x))
+	case []byte:
+		put('b', x)
+	case time.Time:
+		put('t', []byte(x.UTC().Format(time.RFC3339Nano)))
+	default:
+		put('?', []byte(fmt.Sprint(x)))
+	}
+}
