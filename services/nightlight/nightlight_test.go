@@ -472,10 +472,13 @@ func TestConfigFileStaticTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := start(t, func(c *platform.Config) { c.NightLight.ConfigFile = filepath.Join(dir, "prometheus.yml") })
+	// Both jobs' first scrapes land anywhere in their first interval:
+	// wait until each has one.
 	deadline := time.Now().Add(20 * time.Second)
 	var got []sample
 	for time.Now().Before(deadline) {
-		if got = e.instant("", `widgets_total`, time.Now()); len(got) == 1 {
+		got = e.instant("", `widgets_total`, time.Now())
+		if len(got) == 1 && len(e.instant("", `up{job="iam"}`, time.Now())) == 1 {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
