@@ -189,7 +189,10 @@ func (e *env) projectToken(org, project, user, role string) string {
 // target, and `up` is 1 for each of them at two scrape intervals after
 // NightLight started — read from the samples' own timestamps.
 func TestUpWithinTwoScrapeIntervals(t *testing.T) {
-	e := start(t, nil)
+	// Prometheus's smallest common interval is seconds; 3 s rather than
+	// the stack's 1 s keeps scheduling noise on a loaded machine small
+	// beside the interval the claim is about.
+	e := start(t, func(c *platform.Config) { c.NightLight.ScrapeInterval = 3 * time.Second })
 	started := time.Now()
 	interval := e.cfg.NightLight.ScrapeInterval
 	entries, err := registry.List(testutil.Context(t), e.st.ChainFire.Client(), "")
