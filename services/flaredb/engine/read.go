@@ -61,10 +61,28 @@ func (n *Node) readBarrier(ctx context.Context, verify bool) error {
 		id, addr := n.Leader()
 		return n.notLeader(id, addr)
 	}
-	if err := n.fsm.prog.wait(wctx, ci); err != nil {
+	if err := n.fsm.prog.wait(wctx, n.fsmTarget(ci)); err != nil {
 		return n.waitErr(ctx, err)
 	}
 	return nil
+}
+
+// fsmTarget is the last entry at or below ci that reaches the state machine
+// (commands and membership changes): barrier and no-op entries never do, so
+// a read that waited for one would wait for the next write. An entry no
+// longer in the log was compacted into a snapshot of applied state, so
+// nothing at or below it is left to wait for.
+func (n *Node) fsmTarget(ci uint64) uint64 {
+	var l raft.Log
+	for i := ci; i > 0; i-- {
+		if err := n.bolt.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return 0
 }
 
 func (n *Node) waitErr(ctx context.Context, err error) error {
