@@ -191,30 +191,19 @@ func (p *progress) get() (index, term uint64) {
 }
 
 func (p *progress) wait(ctx context.Context, index uint64) error {
-	for {
-		p.mu.Lock()
-		if p.index >= index {
-			p.mu.Unlock()
-			return nil
-		}
-		if p.ch == nil {
-			p.ch = make(chan struct{})
-		}
-		ch := p.ch
-		p.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return p.until(ctx, func() bool { return p.index >= index })
 }
 
 // waitTerm waits until an entry of term (or later) has been applied.
 func (p *progress) waitTerm(ctx context.Context, term uint64) error {
+	return p.until(ctx, func() bool { return p.term >= term })
+}
+
+// until waits until done (called under p.mu) holds, woken by each advance.
+func (p *progress) until(ctx context.Context, done func() bool) error {
 	for {
 		p.mu.Lock()
-		if p.term >= term {
+		if done() {
 			p.mu.Unlock()
 			return nil
 		}

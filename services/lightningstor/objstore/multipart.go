@@ -646,11 +646,7 @@ func (s *Store) SweepUploads(cutoff time.Time) (int, error) {
 	liveBuckets := map[string]bool{}
 	live := map[string]bool{} // upload ids with a record
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
-			var br bucketRecord
-			if err := json.Unmarshal(v, &br); err != nil {
-				return err
-			}
+		err := forEachBucket(tx, func(br bucketRecord) error {
 			liveBuckets[br.ID] = true
 			return nil
 		})

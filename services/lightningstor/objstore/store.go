@@ -161,11 +161,7 @@ func initMeta(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
-		var br bucketRecord
-		if err := json.Unmarshal(v, &br); err != nil {
-			return err
-		}
+	return forEachBucket(tx, func(br bucketRecord) error {
 		if versionsOf(tx, br.ID) != nil {
 			return nil
 		}
@@ -200,11 +196,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) collectGarbage() error {
 	live := map[string]map[string]bool{} // bucket id → file ids
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
-			var br bucketRecord
-			if err := json.Unmarshal(v, &br); err != nil {
-				return err
-			}
+		return forEachBucket(tx, func(br bucketRecord) error {
 			ids := map[string]bool{}
 			live[br.ID] = ids
 			return versionsOf(tx, br.ID).ForEach(func(_, v []byte) error {
@@ -355,11 +347,7 @@ func (s *Store) DeleteBucket(name string) error {
 func (s *Store) ListBuckets(project string) ([]Bucket, error) {
 	var out []Bucket
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
-			var br bucketRecord
-			if err := json.Unmarshal(v, &br); err != nil {
-				return err
-			}
+		return forEachBucket(tx, func(br bucketRecord) error {
 			if br.ProjectID == project {
 				out = append(out, br.Bucket)
 			}
@@ -676,6 +664,17 @@ func (s *Store) unlink(bucketID, fileID string) {
 	if err := os.Remove(s.objectPath(bucketID, fileID)); err != nil {
 		slog.Warn("objstore: remove replaced body", "err", err)
 	}
+}
+
+// forEachBucket calls fn with every bucket's record, in name order.
+func forEachBucket(tx *bolt.Tx, fn func(bucketRecord) error) error {
+	return tx.Bucket(bktBuckets).ForEach(func(_, v []byte) error {
+		var br bucketRecord
+		if err := json.Unmarshal(v, &br); err != nil {
+			return err
+		}
+		return fn(br)
+	})
 }
 
 func getBucket(tx *bolt.Tx, name string) (bucketRecord, error) {
