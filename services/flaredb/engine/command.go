@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -18,17 +19,24 @@ type Statement struct {
 	SQL    string
 	Params []any
 	Named  map[string]any
+	// Rows asks a write for the rows it returns (a SELECT inside a
+	// transaction, or INSERT … RETURNING) instead of its counts.
+	Rows bool
 }
 
-// Command is a list of statements applied as one transaction: all or nothing.
+// Command is a list of statements applied to database DB as one
+// transaction: all or nothing.
 type Command struct {
+	DB         string
 	Statements []Statement
 }
 
-// Result is the outcome of one write statement.
+// Result is the outcome of one write statement: its counts, or its rows
+// when the statement asked for them.
 type Result struct {
 	RowsAffected int64
 	LastInsertID int64
+	Rows         *Rows
 }
 
 // Rows is a query's answer. Values are nil, int64, float64, string or []byte.
@@ -90,13 +98,29 @@ type wireBatch struct {
 }
 
 type wireCmd struct {
+	DB    string     `json:"d,omitempty"`
+	Sys   bool       `json:"y,omitempty"` // the engine's own statements (KV): no user policy
 	Stmts []wireStmt `json:"s,omitempty"`
-	Node  *nodeInfo  `json:"n,omitempty"` // a leader publishing its addresses
+	Node  *nodeInfo  `json:"n,omitempty"` // a leader publishing its addresses (platform DB)
 }
 
 type wireStmt struct {
 	SQL  string    `json:"q"`
 	Args []wireArg `json:"a,omitempty"`
+	Rows bool      `json:"r,omitempty"`
+}
+
+// args are the statement's arguments as the driver binds them.
+func (st wireStmt) args() []any {
+	args := make([]any, len(st.Args))
+	for k, a := range st.Args {
+		if a.Name != "" {
+			args[k] = sql.Named(a.Name, a.value())
+		} else {
+			args[k] = a.value()
+		}
+	}
+	return args
 }
 
 // wireArg types.
@@ -124,11 +148,14 @@ type nodeInfo struct {
 	HTTPAddr string `json:"http"`
 }
 
-func encodeCommand(c Command) ([]byte, error) {
+func encodeCommand(c Command, sys bool) ([]byte, error) {
 	if len(c.Statements) == 0 {
 		return nil, ErrEmpty
 	}
-	w := wireCmd{Stmts: make([]wireStmt, len(c.Statements))}
+	if err := CheckDatabase(c.DB); err != nil {
+		return nil, err
+	}
+	w := wireCmd{DB: c.DB, Sys: sys, Stmts: make([]wireStmt, len(c.Statements))}
 	for i, s := range c.Statements {
 		if strings.TrimSpace(s.SQL) == "" {
 			return nil, fmt.Errorf("statement %d: %w", i, ErrEmpty)
@@ -137,7 +164,7 @@ func encodeCommand(c Command) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
 		}
-		w.Stmts[i] = wireStmt{SQL: s.SQL, Args: args}
+		w.Stmts[i] = wireStmt{SQL: s.SQL, Args: args, Rows: s.Rows}
 	}
 	return json.Marshal(w)
 }

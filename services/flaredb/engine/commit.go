@@ -27,7 +27,8 @@ func (p *pending) finish(res []Result, err error) {
 	close(p.done)
 }
 
-// Write replicates cmd and applies it as one transaction. It must run on the
+// Write replicates cmd and applies it to database cmd.DB as one
+// transaction (creating the database on its first write). It must run on the
 // leader (otherwise *NotLeaderError, or ErrNoLeader after LeaderWait). On
 // success there is one Result per statement. A *SQLError fails only this
 // command, never others batched with it. If ctx ends first, the command may
@@ -45,9 +46,18 @@ func (n *Node) Write(ctx context.Context, cmd Command) ([]Result, error) {
 			}
 			stmts[i] = r
 		}
-		cmd = Command{Statements: stmts}
+		cmd = Command{DB: cmd.DB, Statements: stmts}
 	}
-	data, err := encodeCommand(cmd)
+	return n.write(ctx, cmd, false)
+}
+
+// write replicates cmd; sys marks the engine's own statements (KV), which
+// skip the user policy and the Rewrite hook.
+func (n *Node) write(ctx context.Context, cmd Command, sys bool) ([]Result, error) {
+	if err := n.leaderOnly(ctx); err != nil {
+		return nil, err
+	}
+	data, err := encodeCommand(cmd, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +74,8 @@ func (n *Node) Write(ctx context.Context, cmd Command) ([]Result, error) {
 }
 
 // Exec is Write for a single statement.
-func (n *Node) Exec(ctx context.Context, st Statement) (Result, error) {
-	res, err := n.Write(ctx, Command{Statements: []Statement{st}})
+func (n *Node) Exec(ctx context.Context, db string, st Statement) (Result, error) {
+	res, err := n.Write(ctx, Command{DB: db, Statements: []Statement{st}})
 	if err != nil {
 		return Result{}, err
 	}

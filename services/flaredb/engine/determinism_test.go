@@ -41,13 +41,13 @@ func TestRewriteKeepsReplicasIdentical(t *testing.T) {
 	leader := waitLeader(t, nodes...)
 	// Each INSERT drew its own value; random() is fixed once per
 	// statement, so the UPDATE gave all its rows the same one.
-	if got := count(t, leader, Linearizable, "SELECT count(DISTINCT r) FROM ev WHERE id % 2 = 1"); got != 10 {
+	if got := count(t, leader, PlatformDB, Linearizable, "SELECT count(DISTINCT r) FROM ev WHERE id % 2 = 1"); got != 10 {
 		t.Fatalf("%d distinct random values in 10 inserted rows, want 10", got)
 	}
-	if got := count(t, leader, Linearizable, "SELECT count(DISTINCT r) FROM ev WHERE id % 2 = 0"); got != 1 {
+	if got := count(t, leader, PlatformDB, Linearizable, "SELECT count(DISTINCT r) FROM ev WHERE id % 2 = 0"); got != 1 {
 		t.Fatalf("%d distinct values from one UPDATE's random(), want 1", got)
 	}
-	_, err := leader.Exec(ctxT(t), Statement{SQL: "CREATE TABLE later (x TEXT DEFAULT CURRENT_TIMESTAMP)"})
+	_, err := leader.Exec(ctxT(t), PlatformDB, Statement{SQL: "CREATE TABLE later (x TEXT DEFAULT CURRENT_TIMESTAMP)"})
 	var nd *sqlcheck.NotDeterministicError
 	if !errors.As(err, &nd) {
 		t.Fatalf("a per-replica DEFAULT: %v, want refused", err)

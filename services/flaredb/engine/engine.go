@@ -1,5 +1,6 @@
-// Package engine is FlareDB's storage engine: a SQLite database that is the
-// state machine of a hashicorp/raft group. Concurrent writes are group
+// Package engine is FlareDB's storage engine: a set of SQLite databases (one
+// per project, each its own file) that is the state machine of one
+// hashicorp/raft group. Concurrent writes are group
 // committed (one Raft entry, one SQLite transaction, one savepoint per
 // command); reads run on read-only connections at a chosen consistency. It
 // knows nothing of HTTP: the transport maps its typed errors to status codes
@@ -8,9 +9,11 @@
 // Layout under the data dir:
 //
 //	raft.db          raft log and stable store (bbolt, raft-boltdb/v2)
-//	snapshots/       raft snapshots: each a VACUUM INTO copy of the database
-//	flaredb.sqlite   the database (WAL mode), with the engine's _flaredb_ tables
-//	tmp/             snapshot and restore files in flight, emptied on open
+//	snapshots/       raft snapshots: each a tar of VACUUM INTO copies
+//	CURRENT          names the live generation directory
+//	gen-N/           the databases (WAL mode), one file per project plus
+//	                 _platform.sqlite, each with the engine's _flaredb_ tables
+//	tmp/             snapshot copies in flight, emptied on open
 package engine
 
 import (
@@ -135,7 +138,7 @@ type Node struct {
 	trans *raft.NetworkTransport
 	bolt  *raftboltdb.BoltStore
 	fsm   *fsm
-	st    *sqlStore
+	st    *store
 
 	queue chan struct{} // wakes the commit loop
 	qmu   sync.Mutex
@@ -182,14 +185,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if !hasState {
-		// A database without a log to match it would make the node skip
-		// entries it never applied.
-		if err := removeDB(filepath.Join(cfg.DataDir, dbFile)); err != nil {
-			return nil, err
-		}
-	}
-	n.st, err = openStore(cfg.DataDir)
+	n.st, err = openStore(cfg.DataDir, !hasState)
 	if err != nil {
 		return nil, err
 	}
@@ -197,10 +193,7 @@ func Open(cfg Config) (_ *Node, err error) {
 	if err := n.catchUpFromSnapshot(snaps); err != nil {
 		return nil, err
 	}
-	idx, err := n.st.metaIndex()
-	if err != nil {
-		return nil, err
-	}
+	idx := n.st.platform().index
 	n.fsm = &fsm{st: n.st, log: n.log, dbIndex: idx, failedCh: make(chan struct{})}
 	n.fsm.prog.advance(idx, 0)
 
@@ -262,18 +255,15 @@ func Open(cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-// catchUpFromSnapshot installs the newest snapshot when the database is
-// older than it (a crash lost the database's tail, or it was never written);
-// the log only holds entries after the snapshot.
+// catchUpFromSnapshot installs the newest snapshot when the databases are
+// older than it (a crash lost their tail, or they were never written): the
+// log only holds entries after the snapshot.
 func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
 	metas, err := snaps.List()
 	if err != nil || len(metas) == 0 {
 		return err
 	}
-	idx, err := n.st.metaIndex()
-	if err != nil {
-		return err
-	}
+	idx := n.st.platform().index
 	if idx >= metas[0].Index {
 		return nil
 	}
@@ -282,22 +272,8 @@ func (n *Node) catchUpFromSnapshot(snaps *raft.FileSnapshotStore) error {
 		return err
 	}
 	defer rc.Close()
-	tmp := n.st.tempPath("restore")
-	if err := writeFileSync(tmp, rc); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	n.log.Info("database behind the latest snapshot: restoring it", "db_index", idx, "snapshot_index", metas[0].Index)
-	return n.st.replace(tmp)
-}
-
-func removeDB(path string) error {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
+	n.log.Info("databases behind the latest snapshot: restoring it", "db_index", idx, "snapshot_index", metas[0].Index)
+	return n.st.restore(rc)
 }
 
 // Close stops the node without leaving the cluster (as a crash would, but

@@ -59,7 +59,7 @@ func waitLeader(t *testing.T, nodes ...*Node) *Node {
 		for _, n := range nodes {
 			if n.IsLeader() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := n.Query(ctx, Linearizable, Statement{SQL: "SELECT 1"})
+				_, err := n.Query(ctx, PlatformDB, Linearizable, Statement{SQL: "SELECT 1"})
 				cancel()
 				if err == nil {
 					return n
@@ -113,16 +113,16 @@ func (c *cluster) live() []*Node {
 
 func exec(t *testing.T, n *Node, q string, params ...any) Result {
 	t.Helper()
-	r, err := n.Exec(ctxT(t), Statement{SQL: q, Params: params})
+	r, err := n.Exec(ctxT(t), PlatformDB, Statement{SQL: q, Params: params})
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return r
 }
 
-func count(t *testing.T, n *Node, c Consistency, q string) int64 {
+func count(t *testing.T, n *Node, db string, c Consistency, q string) int64 {
 	t.Helper()
-	rows, err := n.Query(ctxT(t), c, Statement{SQL: q})
+	rows, err := n.Query(ctxT(t), db, c, Statement{SQL: q})
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -153,12 +153,12 @@ func TestSingleNodeWriteRead(t *testing.T) {
 	if r.RowsAffected != 1 || r.LastInsertID != 1 {
 		t.Fatalf("insert result %+v", r)
 	}
-	_, err := n.Exec(ctxT(t), Statement{SQL: "INSERT INTO users (name) VALUES (:name)", Named: map[string]any{"name": "bob"}})
+	_, err := n.Exec(ctxT(t), PlatformDB, Statement{SQL: "INSERT INTO users (name) VALUES (:name)", Named: map[string]any{"name": "bob"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []Consistency{Linearizable, Lease, Stale} {
-		rows, err := n.Query(ctxT(t), c, Statement{SQL: "SELECT id, name, score, pic, born, 1+1 AS two FROM users WHERE name = ?", Params: []any{"alice"}})
+		rows, err := n.Query(ctxT(t), PlatformDB, c, Statement{SQL: "SELECT id, name, score, pic, born, 1+1 AS two FROM users WHERE name = ?", Params: []any{"alice"}})
 		if err != nil {
 			t.Fatalf("%v: %v", c, err)
 		}
@@ -169,7 +169,7 @@ func TestSingleNodeWriteRead(t *testing.T) {
 			t.Fatalf("%v rows %s", c, got)
 		}
 	}
-	if got := count(t, n, Linearizable, "SELECT count(*) FROM users"); got != 2 {
+	if got := count(t, n, PlatformDB, Linearizable, "SELECT count(*) FROM users"); got != 2 {
 		t.Fatalf("count %d", got)
 	}
 }
@@ -198,7 +198,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := n.Exec(ctxT(t), Statement{SQL: c.sql})
+			_, err := n.Exec(ctxT(t), PlatformDB, Statement{SQL: c.sql})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -210,24 +210,24 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := n.Exec(ctxT(t), Statement{SQL: "SELECT ?", Params: []any{struct{}{}}}); !errors.Is(err, ErrBadParam) {
+	if _, err := n.Exec(ctxT(t), PlatformDB, Statement{SQL: "SELECT ?", Params: []any{struct{}{}}}); !errors.Is(err, ErrBadParam) {
 		t.Fatalf("bad param: %v", err)
 	}
 	// Reads cannot write, open transactions or reach outside the database.
 	for _, q := range []string{"DELETE FROM kv", "BEGIN", "PRAGMA query_only = 0", "ATTACH 'y.db' AS y"} {
-		if _, err := n.Query(ctxT(t), Stale, Statement{SQL: q}); !errors.Is(err, ErrSQL) {
+		if _, err := n.Query(ctxT(t), PlatformDB, Stale, Statement{SQL: q}); !errors.Is(err, ErrSQL) {
 			t.Fatalf("query %q: %v", q, err)
 		}
 	}
 	var se *SQLError
-	_, err := n.Query(ctxT(t), Stale, Statement{SQL: "SELEC 1"})
+	_, err := n.Query(ctxT(t), PlatformDB, Stale, Statement{SQL: "SELEC 1"})
 	if !errors.As(err, &se) || se.Message == "" {
 		t.Fatalf("syntax error in read: %v", err)
 	}
 	if _, err := ParseConsistency("eventual"); !errors.Is(err, ErrBadConsistency) {
 		t.Fatal(err)
 	}
-	if got := count(t, n, Stale, "SELECT count(*) FROM kv"); got != 1 {
+	if got := count(t, n, PlatformDB, Stale, "SELECT count(*) FROM kv"); got != 1 {
 		t.Fatalf("failed writes changed the table: %d rows", got)
 	}
 }
@@ -246,7 +246,7 @@ func TestAtomicCommandAndIsolatedBatch(t *testing.T) {
 	if !errors.As(err, &se) || se.Statement != 1 || !errors.Is(err, ErrConstraint) {
 		t.Fatalf("want CHECK failure in statement 1, got %v", err)
 	}
-	if got := count(t, n, Linearizable, "SELECT bal FROM acct WHERE id = 2"); got != 0 {
+	if got := count(t, n, PlatformDB, Linearizable, "SELECT bal FROM acct WHERE id = 2"); got != 0 {
 		t.Fatalf("half-applied command: bal %d", got)
 	}
 
@@ -288,7 +288,7 @@ func TestAtomicCommandAndIsolatedBatch(t *testing.T) {
 			t.Errorf("writer %d: %+v %v", i, res[i], errs[i])
 		}
 	}
-	if got := count(t, n, Linearizable, "SELECT count(*) FROM acct WHERE id >= 1000"); got != writers/2 {
+	if got := count(t, n, PlatformDB, Linearizable, "SELECT count(*) FROM acct WHERE id >= 1000"); got != writers/2 {
 		t.Fatalf("%d good rows, want %d", got, writers/2)
 	}
 	after := n.Stats()
@@ -312,7 +312,7 @@ func TestGroupCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i], errs[i] = leader.Exec(ctxT(t), Statement{SQL: "INSERT INTO g (id, v) VALUES (?, ?)", Params: []any{i + 1, i * i}})
+			results[i], errs[i] = leader.Exec(ctxT(t), PlatformDB, Statement{SQL: "INSERT INTO g (id, v) VALUES (?, ?)", Params: []any{i + 1, i * i}})
 		}()
 	}
 	close(start)
@@ -328,7 +328,7 @@ func TestGroupCommit(t *testing.T) {
 	if cmds != writers || entries >= writers {
 		t.Fatalf("%d commands in %d entries: want %d commands in fewer entries", cmds, entries, writers)
 	}
-	rows, err := leader.Query(ctxT(t), Linearizable, Statement{SQL: "SELECT count(*), sum(v) FROM g"})
+	rows, err := leader.Query(ctxT(t), PlatformDB, Linearizable, Statement{SQL: "SELECT count(*), sum(v) FROM g"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,13 +350,13 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 	}
 	converge(t, leader, c.nodes...)
 	for _, n := range c.nodes {
-		if got := count(t, n, Stale, "SELECT count(*) FROM t"); got != 20 {
+		if got := count(t, n, PlatformDB, Stale, "SELECT count(*) FROM t"); got != 20 {
 			t.Fatalf("%s sees %d rows", n.ID(), got)
 		}
 		if n == leader {
 			continue
 		}
-		_, err := n.Exec(ctxT(t), Statement{SQL: "INSERT INTO t (v) VALUES ('x')"})
+		_, err := n.Exec(ctxT(t), PlatformDB, Statement{SQL: "INSERT INTO t (v) VALUES ('x')"})
 		var nl *NotLeaderError
 		if !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("follower write: %v", err)
@@ -364,7 +364,7 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 		if nl.LeaderID != leader.ID() || nl.LeaderAddr != leader.RaftAddr() || nl.LeaderHTTP != "http-"+leader.ID() {
 			t.Fatalf("follower points at %+v, leader is %s %s", nl, leader.ID(), leader.RaftAddr())
 		}
-		if _, err := n.Query(ctxT(t), Linearizable, Statement{SQL: "SELECT 1"}); !errors.Is(err, ErrNotLeader) {
+		if _, err := n.Query(ctxT(t), PlatformDB, Linearizable, Statement{SQL: "SELECT 1"}); !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("follower linearizable read: %v", err)
 		}
 	}
@@ -398,7 +398,7 @@ func TestLeaderKillNoLostWrites(t *testing.T) {
 						continue
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-					_, err := n.Exec(ctx, Statement{SQL: "INSERT INTO w (id) VALUES (?)", Params: []any{i}})
+					_, err := n.Exec(ctx, PlatformDB, Statement{SQL: "INSERT INTO w (id) VALUES (?)", Params: []any{i}})
 					cancel()
 					if err == nil {
 						mu.Lock()
@@ -432,7 +432,7 @@ func TestLeaderKillNoLostWrites(t *testing.T) {
 	wg.Wait()
 
 	// Acknowledged writes survive on the new leader.
-	rows, err := newLeader.Query(ctxT(t), Linearizable, Statement{SQL: "SELECT id FROM w"})
+	rows, err := newLeader.Query(ctxT(t), PlatformDB, Linearizable, Statement{SQL: "SELECT id FROM w"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,6 +494,11 @@ func TestSnapshotCatchUp(t *testing.T) {
 
 	for i := range 200 {
 		exec(t, leader, "INSERT INTO s (v) VALUES (?)", make([]byte, 100+i))
+		// Databases are created while the node is down: the snapshot
+		// must carry every one.
+		if err := leader.PutKV(ctxT(t), fmt.Sprintf("proj-%d", i%3), "ns", fmt.Sprint("k", i), "v"); err != nil {
+			t.Fatal(err)
+		}
 		if i%50 == 0 {
 			if err := leader.Snapshot(); err != nil {
 				t.Fatal(err)
@@ -513,11 +518,17 @@ func TestSnapshotCatchUp(t *testing.T) {
 
 	n := c.restart(down)
 	converge(t, leader, c.live()...)
-	if got := count(t, n, Stale, "SELECT count(*) FROM s"); got != 200 {
+	if got := count(t, n, PlatformDB, Stale, "SELECT count(*) FROM s"); got != 200 {
 		t.Fatalf("restarted node has %d rows", got)
 	}
 	if n.Stats().Restores == 0 {
 		t.Fatal("restarted node caught up without a snapshot")
+	}
+	if got := n.Databases(); len(got) != 4 {
+		t.Fatalf("restarted node has databases %q, want the platform's and 3 projects'", got)
+	}
+	if kvs, err := n.ScanKV(ctxT(t), "proj-1", Stale, "ns", "", "", 1000); err != nil || len(kvs) != 67 {
+		t.Fatalf("proj-1 after restore: %d pairs, %v", len(kvs), err)
 	}
 	assertIdentical(t, c.live()...)
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,11 +13,13 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// fsm applies committed entries to SQLite. The DB records the index of the
-// last entry it holds (in the same transaction as the entry), so a restarted
-// node keeps its database and skips what the log replays.
+// fsm applies committed entries to the databases. Each database records
+// the index of the last entry it holds, in the same transaction as the
+// entry, so a restarted node keeps its databases and skips what the log
+// replays; the platform database's index, written last for every entry, is
+// the node's.
 type fsm struct {
-	st  *sqlStore
+	st  *store
 	log *slog.Logger
 
 	dbIndex uint64 // FSM goroutine only
@@ -44,7 +47,7 @@ type applyResult struct {
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Index <= f.dbIndex {
 		f.prog.advance(l.Index, l.Term)
-		return nil // already in the database: a replay after restart
+		return nil // already in the databases: a replay after restart
 	}
 	if err := f.failure(); err != nil {
 		return err
@@ -56,7 +59,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.prog.advance(l.Index, l.Term)
 		return fmt.Errorf("decode entry %d: %w", l.Index, err)
 	}
-	res, err := f.st.applyBatch(l.Index, cmds)
+	res, err := f.applyBatch(l.Index, cmds)
 	if err != nil {
 		f.fail(fmt.Errorf("%w: entry %d: %w", ErrNodeFailed, l.Index, err))
 		return f.failure()
@@ -66,6 +69,40 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.commands.Add(uint64(len(cmds)))
 	f.prog.advance(l.Index, l.Term)
 	return &applyResult{cmds: res}
+}
+
+// applyBatch applies one entry: one transaction per database it touches,
+// the platform database's last (it records the entry even when untouched).
+// A database that already holds the entry (a crash between two of them)
+// is skipped. A returned error is a local failure.
+func (f *fsm) applyBatch(index uint64, cmds []wireCmd) ([]cmdResult, error) {
+	var order []string
+	byDB := map[string][]int{}
+	for i, c := range cmds {
+		db := c.DB
+		if c.Node != nil {
+			db = PlatformDB
+		}
+		if _, ok := byDB[db]; !ok && db != PlatformDB {
+			order = append(order, db)
+		}
+		byDB[db] = append(byDB[db], i)
+	}
+	order = append(order, PlatformDB)
+	out := make([]cmdResult, len(cmds))
+	for _, name := range order {
+		d, err := f.st.forWrite(name)
+		if err != nil {
+			return nil, err
+		}
+		if d.index >= index {
+			continue
+		}
+		if err := d.apply(index, cmds, byDB[name], out); err != nil {
+			return nil, fmt.Errorf("database %q: %w", name, err)
+		}
+	}
+	return out, nil
 }
 
 // StoreConfiguration lets the applied index cover membership entries, which
@@ -97,69 +134,41 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.failure(); err != nil {
 		return nil, err
 	}
-	p, err := f.st.vacuumInto()
+	dir, err := f.st.snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return &fileSnapshot{path: p}, nil
+	return &dirSnapshot{dir: dir}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	tmp := f.st.tempPath("restore")
-	if err := writeFileSync(tmp, rc); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := f.st.replace(tmp); err != nil {
-		os.Remove(tmp)
-		f.fail(fmt.Errorf("%w: restore: %w", ErrNodeFailed, err))
+	if err := f.st.restore(rc); err != nil {
+		if errors.Is(err, errSwap) {
+			// The live databases are closed: this replica can no
+			// longer apply, and must stop rather than diverge.
+			f.fail(fmt.Errorf("%w: restore: %w", ErrNodeFailed, err))
+		}
 		return err
 	}
-	idx, err := f.st.metaIndex()
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	f.dbIndex = idx
+	f.dbIndex = f.st.platform().index
 	f.restores.Add(1)
-	f.prog.advance(idx, 0)
+	f.prog.advance(f.dbIndex, 0)
 	return nil
 }
 
-func writeFileSync(path string, r io.Reader) error {
-	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
+// dirSnapshot is a directory of database copies waiting to be streamed.
+type dirSnapshot struct{ dir string }
 
-// fileSnapshot is a VACUUM INTO copy waiting to be streamed to the sink.
-type fileSnapshot struct{ path string }
-
-func (s *fileSnapshot) Persist(sink raft.SnapshotSink) error {
-	f, err := os.Open(s.path)
-	if err != nil {
-		sink.Cancel()
-		return err
-	}
-	defer f.Close()
-	if _, err := io.Copy(sink, f); err != nil {
+func (s *dirSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(sink, s.dir); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-func (s *fileSnapshot) Release() { os.Remove(s.path) }
+func (s *dirSnapshot) Release() { os.RemoveAll(s.dir) }
 
 // progress is the highest log index (and term) this replica has applied,
 // with a way to wait for it to reach a given index.

@@ -17,20 +17,77 @@ import (
 	"modernc.org/sqlite"
 )
 
-// Query runs a read-only statement at the given consistency. Linearizable
-// and Lease reads must run on the leader (*NotLeaderError otherwise); Stale
-// reads run anywhere.
-func (n *Node) Query(ctx context.Context, c Consistency, st Statement) (*Rows, error) {
+// Query runs a read-only statement on database db at the given
+// consistency. Linearizable and Lease reads must run on the leader
+// (*NotLeaderError otherwise); Stale reads run anywhere. A database no
+// write has created reads as an empty one.
+func (n *Node) Query(ctx context.Context, db string, c Consistency, st Statement) (*Rows, error) {
+	rs, err := n.QueryAll(ctx, db, c, []Statement{st})
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// QueryAll runs several read-only statements in one read transaction, so
+// they see one state of the database.
+func (n *Node) QueryAll(ctx context.Context, db string, c Consistency, stmts []Statement) ([]*Rows, error) {
+	if len(stmts) == 0 {
+		return nil, ErrEmpty
+	}
+	if err := CheckDatabase(db); err != nil {
+		return nil, err
+	}
+	if err := n.barrier(ctx, c); err != nil {
+		return nil, err
+	}
+	if len(stmts) == 1 {
+		var out *Rows
+		err := n.st.read(db, false, func(q *sql.DB) (err error) {
+			out, err = query(ctx, q, stmts[0])
+			return err
+		})
+		return []*Rows{out}, n.readFail(err)
+	}
+	var out []*Rows
+	err := n.st.read(db, true, func(q *sql.DB) error {
+		tx, err := q.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i, st := range stmts {
+			r, err := query(ctx, tx, st)
+			if err != nil {
+				var se *SQLError
+				if errors.As(err, &se) {
+					se.Statement = i
+				}
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, n.readFail(err)
+}
+
+// barrier waits for the state a read at consistency c must see.
+func (n *Node) barrier(ctx context.Context, c Consistency) error {
 	switch c {
 	case Linearizable, Lease:
-		if err := n.readBarrier(ctx, c == Linearizable); err != nil {
-			return nil, err
-		}
+		return n.readBarrier(ctx, c == Linearizable)
 	case Stale:
-	default:
-		return nil, fmt.Errorf("%w: %d", ErrBadConsistency, int(c))
+		return nil
 	}
-	return n.query(ctx, st)
+	return fmt.Errorf("%w: %d", ErrBadConsistency, int(c))
+}
+
+func (n *Node) readFail(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return n.closedErr()
+	}
+	return err
 }
 
 // readBarrier waits until this leader's state includes everything committed
@@ -95,7 +152,12 @@ func (n *Node) waitErr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", ErrNoLeader, err)
 }
 
-func (n *Node) query(ctx context.Context, st Statement) (*Rows, error) {
+// querier is a read pool or a read transaction.
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func query(ctx context.Context, q querier, st Statement) (*Rows, error) {
 	if strings.TrimSpace(st.SQL) == "" {
 		return nil, ErrEmpty
 	}
@@ -103,31 +165,28 @@ func (n *Node) query(ctx context.Context, st Statement) (*Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := make([]any, len(wa))
-	for i, a := range wa {
-		if a.Name != "" {
-			args[i] = sql.Named(a.Name, a.value())
-		} else {
-			args[i] = a.value()
-		}
-	}
-	n.st.mu.RLock()
-	defer n.st.mu.RUnlock()
-	if n.st.rdb == nil {
-		return nil, n.closedErr()
-	}
-	rows, err := n.st.rdb.QueryContext(ctx, st.SQL, args...)
+	rows, err := q.QueryContext(ctx, st.SQL, wireStmt{Args: wa}.args()...)
 	if err != nil {
 		return nil, readErr(err)
 	}
+	out, err := scanRows(rows)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	return out, nil
+}
+
+// scanRows reads and closes rows.
+func scanRows(rows *sql.Rows) (*Rows, error) {
 	defer rows.Close()
 	out := &Rows{}
+	var err error
 	if out.Columns, err = rows.Columns(); err != nil {
-		return nil, readErr(err)
+		return nil, err
 	}
 	cts, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, readErr(err)
+		return nil, err
 	}
 	out.Types = make([]string, len(cts))
 	for i, ct := range cts {
@@ -141,7 +200,7 @@ func (n *Node) query(ctx context.Context, st Statement) (*Rows, error) {
 			ptrs[i] = &row[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, readErr(err)
+			return nil, err
 		}
 		for i, v := range row {
 			// The driver parses TEXT in DATE/DATETIME/TIMESTAMP columns;
@@ -153,7 +212,7 @@ func (n *Node) query(ctx context.Context, st Statement) (*Rows, error) {
 		out.Rows = append(out.Rows, row)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, readErr(err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -180,31 +239,38 @@ func readErr(err error) error {
 
 // NodeHTTPAddr is the HTTP address node id published when it last led.
 func (n *Node) NodeHTTPAddr(ctx context.Context, id string) (string, bool) {
-	n.st.mu.RLock()
-	defer n.st.mu.RUnlock()
-	if n.st.idb == nil {
-		return "", false
-	}
 	var addr string
-	err := n.st.idb.QueryRowContext(ctx, `SELECT http_addr FROM `+nodesTable+` WHERE id = ?`, id).Scan(&addr)
+	err := n.st.read(PlatformDB, true, func(q *sql.DB) error {
+		return q.QueryRowContext(ctx, `SELECT http_addr FROM `+nodesTable+` WHERE id = ?`, id).Scan(&addr)
+	})
 	return addr, err == nil && addr != ""
 }
 
-// Digest hashes the schema and every row of every table (except the
-// engine's bookkeeping) in one read transaction. Replicas that applied the
-// same log have the same digest.
+// Databases lists the databases that exist on this replica (PlatformDB
+// among them), sorted.
+func (n *Node) Databases() []string { return n.st.names() }
+
+// Digest hashes every database: its name, schema and every row of every
+// table (except the engine's bookkeeping), each in one read transaction.
+// Replicas that applied the same log have the same digest.
 func (n *Node) Digest(ctx context.Context) (string, error) {
-	n.st.mu.RLock()
-	defer n.st.mu.RUnlock()
-	if n.st.idb == nil {
-		return "", n.closedErr()
+	h := sha256.New()
+	for _, db := range n.st.names() {
+		hashValue(h, db)
+		err := n.st.read(db, true, func(q *sql.DB) error { return digestDB(ctx, q, h) })
+		if err != nil {
+			return "", n.readFail(fmt.Errorf("database %q: %w", db, err))
+		}
 	}
-	tx, err := n.st.idb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func digestDB(ctx context.Context, q *sql.DB, h hash.Hash) error {
+	tx, err := q.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer tx.Rollback()
-	h := sha256.New()
 	type table struct {
 		name  string
 		rowid bool
@@ -214,7 +280,7 @@ func (n *Node) Digest(ctx context.Context) (string, error) {
 		LEFT JOIN pragma_table_list t ON t.schema = 'main' AND t.name = s.name
 		WHERE s.name NOT LIKE 'sqlite_%' AND s.name != ? ORDER BY s.type, s.name`, metaTable)
 	if err != nil {
-		return "", err
+		return err
 	}
 	for rows.Next() {
 		var name string
@@ -222,7 +288,7 @@ func (n *Node) Digest(ctx context.Context) (string, error) {
 		var wr sql.NullInt64
 		if err := rows.Scan(&name, &ddl, &wr); err != nil {
 			rows.Close()
-			return "", err
+			return err
 		}
 		hashValue(h, name)
 		hashValue(h, ddl.String)
@@ -232,7 +298,7 @@ func (n *Node) Digest(ctx context.Context) (string, error) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return "", err
+		return err
 	}
 	for _, t := range tables {
 		q := `SELECT * FROM "` + strings.ReplaceAll(t.name, `"`, `""`) + `"`
@@ -240,10 +306,10 @@ func (n *Node) Digest(ctx context.Context) (string, error) {
 			q = `SELECT rowid, * FROM "` + strings.ReplaceAll(t.name, `"`, `""`) + `" ORDER BY rowid`
 		}
 		if err := hashRows(ctx, tx, h, t.name, q); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }
 
 // hashRows hashes a table's rows; without a rowid their order is the

@@ -1,13 +1,15 @@
 package engine
 
 import (
-	"context"
+	"archive/tar"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,390 +18,405 @@ import (
 	"modernc.org/sqlite"
 )
 
-// SystemTablePrefix names the engine's own tables, which live in the same
-// SQLite file so that snapshots carry them. Users can read but never write
-// them; the HTTP layer hides them from table listings.
-const SystemTablePrefix = "_flaredb_"
+// PlatformDB names the platform's own database: the one requests use that
+// name no project, and where the engine keeps its cluster bookkeeping.
+const PlatformDB = ""
 
-// IsSystemTable reports whether a table belongs to the engine.
-func IsSystemTable(name string) bool {
-	return strings.HasPrefix(strings.ToLower(name), SystemTablePrefix)
+// platformFile is PlatformDB's file name; a project id never starts with
+// '_', so no project's file can take it.
+const platformFile = "_platform"
+
+// errSwap marks a restore that failed after the live databases were
+// closed: the replica cannot go on.
+var errSwap = errors.New("swapping databases")
+
+// ErrBadDatabase is returned for a database name that cannot be a file.
+var ErrBadDatabase = errors.New("invalid database name")
+
+// CheckDatabase validates a database name: PlatformDB, or 1–63 lower-case
+// letters, digits, '-', '_', '.' or ':' starting with a letter or digit
+// (the platform's id rule, so every project id is one).
+func CheckDatabase(name string) error {
+	if name == PlatformDB {
+		return nil
+	}
+	if len(name) > 63 {
+		return fmt.Errorf("%w: %q is longer than 63 characters", ErrBadDatabase, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_' || c == '.' || c == ':')) {
+			return fmt.Errorf("%w: %q", ErrBadDatabase, name)
+		}
+	}
+	return nil
 }
 
-const (
-	metaTable  = SystemTablePrefix + "meta"
-	nodesTable = SystemTablePrefix + "nodes"
-	dbFile     = "flaredb.sqlite"
-)
+func fileOf(name string) string {
+	if name == PlatformDB {
+		return platformFile + ".sqlite"
+	}
+	return name + ".sqlite"
+}
 
-// sqlStore is the SQLite database: one writer connection used only by the
-// FSM, and a pool of read-only connections (WAL lets them run beside it).
-type sqlStore struct {
-	path   string
+func nameOf(file string) (string, bool) {
+	base, ok := strings.CutSuffix(file, ".sqlite")
+	if !ok {
+		return "", false
+	}
+	if base == platformFile {
+		return PlatformDB, true
+	}
+	return base, CheckDatabase(base) == nil && base != ""
+}
+
+// store is the set of databases, one SQLite file each, in a generation
+// directory named by the CURRENT file. A snapshot restore writes the next
+// generation whole and then switches CURRENT, so a crash leaves one
+// complete set or the other, never a mix.
+//
+//	CURRENT        "gen-N"
+//	gen-N/         _platform.sqlite and <project>.sqlite, with WAL files
+type store struct {
+	root   string
 	tmpDir string
+	gen    int
 
-	// mu is write-locked only while Restore swaps the database file, so
+	// mu guards dbs; it is write-locked while a restore swaps the set, so
 	// readers never see a closed pool.
 	mu  sync.RWMutex
-	wdb *sql.DB
-	w   *sql.Conn
-	rdb *sql.DB // user queries
-	idb *sql.DB // the engine's own reads, which may use transactions
-
-	// user switches the writer's authorizer to the policy for replicated
-	// user statements; the engine's own statements run with it off.
-	user atomic.Bool
-	seq  atomic.Uint64
+	dbs map[string]*database
+	// missing answers reads of a database no write has created yet: an
+	// empty in-memory one with the engine's schema.
+	missing *sql.DB
+	seq     atomic.Uint64
 }
 
-func openStore(dir string) (*sqlStore, error) {
-	s := &sqlStore{path: filepath.Join(dir, dbFile), tmpDir: filepath.Join(dir, "tmp")}
+func openStore(root string, fresh bool) (*store, error) {
+	s := &store{root: root, tmpDir: filepath.Join(root, "tmp"), dbs: map[string]*database{}}
 	if err := os.RemoveAll(s.tmpDir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := s.open(); err != nil {
+	b, err := os.ReadFile(filepath.Join(root, "CURRENT"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		g, perr := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(b)), "gen-"))
+		if perr != nil {
+			return nil, fmt.Errorf("CURRENT: %q", b)
+		}
+		s.gen = g
+	}
+	if fresh && s.gen > 0 {
+		// Databases without a log to match them would make the node skip
+		// entries it never applied.
+		s.gen++
+	}
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	if err := os.MkdirAll(s.genDir(s.gen), 0o700); err != nil {
+		return nil, err
+	}
+	if err := s.setCurrent(s.gen); err != nil {
+		return nil, err
+	}
+	if err := s.removeOtherGens(); err != nil {
+		return nil, err
+	}
+	if s.missing, err = openMissing(); err != nil {
+		return nil, err
+	}
+	if err := s.openAll(); err != nil {
+		s.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *sqlStore) open() error {
-	ctx := context.Background()
-	// foreign_keys is per connection and changes what statements do, so it
-	// is fixed here for every replica rather than left to users.
-	wdsn := "file:" + s.path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-	wdb, err := sql.Open("sqlite", wdsn)
+func (s *store) genDir(g int) string { return filepath.Join(s.root, "gen-"+strconv.Itoa(g)) }
+
+// setCurrent points CURRENT at generation g, durably.
+func (s *store) setCurrent(g int) error {
+	tmp := filepath.Join(s.tmpDir, "CURRENT")
+	if err := os.WriteFile(tmp, []byte("gen-"+strconv.Itoa(g)+"\n"), 0o600); err != nil {
+		return err
+	}
+	f, err := os.Open(tmp)
 	if err != nil {
 		return err
 	}
-	wdb.SetMaxOpenConns(1)
-	w, err := wdb.Conn(ctx)
+	err = f.Sync()
+	f.Close()
 	if err != nil {
-		wdb.Close()
 		return err
 	}
-	err = w.Raw(func(dc any) error {
-		ar, ok := dc.(sqlite.AuthorizerRegisterer)
-		if !ok {
-			return errors.New("sqlite driver has no authorizer")
+	if err := os.Rename(tmp, filepath.Join(s.root, "CURRENT")); err != nil {
+		return err
+	}
+	return syncDir(s.root)
+}
+
+func (s *store) removeOtherGens() error {
+	entries, err := os.ReadDir(s.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "gen-") && e.Name() != "gen-"+strconv.Itoa(s.gen) {
+			if err := os.RemoveAll(filepath.Join(s.root, e.Name())); err != nil {
+				return err
+			}
 		}
-		return ar.RegisterAuthorizer(s.writeAuth)
-	})
-	if err == nil {
-		_, err = w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+metaTable+` (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-			CREATE TABLE IF NOT EXISTS `+nodesTable+` (id TEXT PRIMARY KEY, raft_addr TEXT NOT NULL, http_addr TEXT NOT NULL)`)
 	}
-	if err != nil {
-		w.Close()
-		wdb.Close()
-		return fmt.Errorf("open %s: %w", s.path, err)
-	}
-	rc, err := sqlite.NewConnector("file:" + s.path + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		w.Close()
-		wdb.Close()
-		return err
-	}
-	rdb := sql.OpenDB(readConnector{rc, false})
-	rdb.SetMaxOpenConns(16)
-	rdb.SetMaxIdleConns(16)
-	rdb.SetConnMaxIdleTime(time.Minute)
-	idb := sql.OpenDB(readConnector{rc, true})
-	idb.SetMaxOpenConns(2)
-	s.wdb, s.w, s.rdb, s.idb = wdb, w, rdb, idb
 	return nil
 }
 
-func (s *sqlStore) closeDB() error {
-	err := errors.Join(s.rdb.Close(), s.idb.Close(), s.w.Close(), s.wdb.Close())
-	s.rdb, s.idb, s.w, s.wdb = nil, nil, nil, nil
-	return err
+// openAll opens every database of the current generation (and creates the
+// platform's), so that each one's applied index is known before replay.
+func (s *store) openAll() error {
+	entries, err := os.ReadDir(s.genDir(s.gen))
+	if err != nil {
+		return err
+	}
+	names := []string{PlatformDB}
+	for _, e := range entries {
+		if name, ok := nameOf(e.Name()); ok && name != PlatformDB && e.Type().IsRegular() {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		d, err := openDatabase(name, filepath.Join(s.genDir(s.gen), fileOf(name)))
+		if err != nil {
+			return err
+		}
+		s.dbs[name] = d
+	}
+	return nil
+}
+
+func openMissing() (*sql.DB, error) {
+	c, err := sqlite.NewConnector("file::memory:")
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(readConnector{Connector: c, init: schema})
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// platform returns the platform database, which always exists.
+func (s *store) platform() *database {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.dbs[PlatformDB]
+}
+
+// forWrite returns name's database, creating its file on first use. Only
+// the FSM goroutine calls it.
+func (s *store) forWrite(name string) (*database, error) {
+	s.mu.RLock()
+	d := s.dbs[name]
+	s.mu.RUnlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := openDatabase(name, filepath.Join(s.genDir(s.gen), fileOf(name)))
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(s.genDir(s.gen)); err != nil {
+		d.close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.dbs[name] = d
+	s.mu.Unlock()
+	return d, nil
+}
+
+// read runs f on name's read pool (the empty one if name has no file yet)
+// under the read lock; engine chooses the pool that allows transactions.
+func (s *store) read(name string, engine bool, f func(db *sql.DB) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.dbs == nil {
+		return ErrClosed
+	}
+	d := s.dbs[name]
+	switch {
+	case d == nil:
+		return f(s.missing)
+	case engine:
+		return f(d.idb)
+	}
+	return f(d.rdb)
+}
+
+// names lists the databases that exist, sorted.
+func (s *store) names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.dbs))
+	for name := range s.dbs {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *store) closeDBs() error {
+	var errs []error
+	for _, d := range s.dbs {
+		errs = append(errs, d.close())
+	}
+	s.dbs = nil
+	return errors.Join(errs...)
 }
 
 // close is called after raft stopped, so nothing applies concurrently.
-func (s *sqlStore) close() error {
+func (s *store) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.w == nil {
-		return nil
+	err := s.closeDBs()
+	if s.missing != nil {
+		err = errors.Join(err, s.missing.Close())
+		s.missing = nil
 	}
-	return s.closeDB()
+	return err
 }
 
-// readConnector installs the read policy on every pooled connection. Users
-// never get transactions: one left open would pin a pooled connection to an
-// old snapshot.
-type readConnector struct {
-	driver.Connector
-	allowTx bool
-}
+// Snapshot format: a tar stream of one VACUUM INTO copy per database,
+// named by file, after a version entry.
+const snapshotVersion = "flaredb-snapshot-1"
 
-func (c readConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	dc, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ar, ok := dc.(sqlite.AuthorizerRegisterer)
-	if !ok {
-		dc.Close()
-		return nil, errors.New("sqlite driver has no authorizer")
-	}
-	auth := readAuth
-	if c.allowTx {
-		auth = func(action sqlite.AuthorizerActionCode, a1, a2, db, trig string) sqlite.AuthorizerReturnCode {
-			if action == sqlite.AuthTransaction {
-				return sqlite.AuthorizerOK
-			}
-			return readAuth(action, a1, a2, db, trig)
-		}
-	}
-	if err := ar.RegisterAuthorizer(auth); err != nil {
-		dc.Close()
-		return nil, err
-	}
-	return dc, nil
-}
-
-// Pragmas that only describe the schema; allowed in reads and writes.
-var infoPragmas = map[string]bool{
-	"table_info": true, "table_xinfo": true, "table_list": true, "index_list": true,
-	"index_info": true, "index_xinfo": true, "foreign_key_list": true,
-	"collation_list": true, "function_list": true,
-}
-
-// writeAuth keeps replicated statements from touching per-connection state
-// (transactions, temp objects, ATTACH, most PRAGMAs) that a restarted or
-// restored replica would not have, and from writing the engine's tables.
-func (s *sqlStore) writeAuth(action sqlite.AuthorizerActionCode, a1, a2, _, _ string) sqlite.AuthorizerReturnCode {
-	if !s.user.Load() {
-		return sqlite.AuthorizerOK
-	}
-	switch action {
-	case sqlite.AuthTransaction, sqlite.AuthSavepoint, sqlite.AuthAttach, sqlite.AuthDetach,
-		sqlite.AuthCreateTempIndex, sqlite.AuthCreateTempTable, sqlite.AuthCreateTempTrigger,
-		sqlite.AuthCreateTempView, sqlite.AuthDropTempIndex, sqlite.AuthDropTempTable,
-		sqlite.AuthDropTempTrigger, sqlite.AuthDropTempView:
-		return sqlite.AuthorizerDeny
-	case sqlite.AuthPragma:
-		name := strings.ToLower(a1)
-		if infoPragmas[name] || name == "user_version" || name == "application_id" {
-			return sqlite.AuthorizerOK
-		}
-		return sqlite.AuthorizerDeny
-	case sqlite.AuthInsert, sqlite.AuthUpdate, sqlite.AuthDelete, sqlite.AuthCreateTable,
-		sqlite.AuthDropTable, sqlite.AuthCreateIndex, sqlite.AuthDropIndex, sqlite.AuthCreateTrigger,
-		sqlite.AuthDropTrigger, sqlite.AuthCreateView, sqlite.AuthDropView, sqlite.AuthAlterTable,
-		sqlite.AuthCreateVTable, sqlite.AuthDropVTable:
-		if IsSystemTable(a1) || IsSystemTable(a2) {
-			return sqlite.AuthorizerDeny
-		}
-	}
-	return sqlite.AuthorizerOK
-}
-
-// readAuth is the policy of the read pool, which must stay query-only.
-func readAuth(action sqlite.AuthorizerActionCode, a1, a2, _, _ string) sqlite.AuthorizerReturnCode {
-	switch action {
-	case sqlite.AuthSelect, sqlite.AuthRead, sqlite.AuthFunction, sqlite.AuthRecursive:
-		return sqlite.AuthorizerOK
-	case sqlite.AuthPragma:
-		name := strings.ToLower(a1)
-		if infoPragmas[name] || ((name == "user_version" || name == "application_id") && a2 == "") {
-			return sqlite.AuthorizerOK
-		}
-	}
-	return sqlite.AuthorizerDeny
-}
-
-// cmdResult is one command's outcome inside a batch.
-type cmdResult struct {
-	results []Result
-	err     error
-}
-
-// errAborted marks a command whose failure rolled back the whole
-// transaction (OR ROLLBACK, RAISE(ROLLBACK)); the batch is then re-run
-// without it, the same way on every replica.
-var errAborted = errors.New("transaction aborted")
-
-// applyBatch applies one Raft entry as one SQLite transaction, each command
-// in its own savepoint. A returned error is a local failure (I/O, disk full):
-// the replica must stop.
-func (s *sqlStore) applyBatch(index uint64, cmds []wireCmd) ([]cmdResult, error) {
-	skip := map[int]error{}
-	for {
-		out, err := s.tryBatch(index, cmds, skip)
-		if !errors.Is(err, errAborted) {
-			return out, err
-		}
-	}
-}
-
-func (s *sqlStore) tryBatch(index uint64, cmds []wireCmd, skip map[int]error) ([]cmdResult, error) {
-	ctx := context.Background()
-	exec := func(q string, args ...any) error {
-		_, err := s.w.ExecContext(ctx, q, args...)
-		return err
-	}
-	if err := exec("BEGIN IMMEDIATE"); err != nil {
-		return nil, err
-	}
-	rollback := func(err error) ([]cmdResult, error) {
-		if rerr := exec("ROLLBACK"); rerr != nil && !strings.Contains(rerr.Error(), "no transaction") {
-			return nil, errors.Join(err, rerr)
-		}
-		return nil, err
-	}
-	out := make([]cmdResult, len(cmds))
-	for i, c := range cmds {
-		if err, ok := skip[i]; ok {
-			out[i].err = err
-			continue
-		}
-		if c.Node != nil {
-			if err := exec(`INSERT OR REPLACE INTO `+nodesTable+` (id, raft_addr, http_addr) VALUES (?, ?, ?)`,
-				c.Node.ID, c.Node.RaftAddr, c.Node.HTTPAddr); err != nil {
-				return rollback(err)
-			}
-			continue
-		}
-		if err := exec("SAVEPOINT cmd"); err != nil {
-			return rollback(err)
-		}
-		res, err := s.runUser(ctx, c.Stmts)
-		if err != nil {
-			var se *SQLError
-			if !errors.As(err, &se) {
-				return rollback(err) // local failure
-			}
-			if rerr := exec("ROLLBACK TO cmd"); rerr != nil {
-				// The statement ended the whole transaction.
-				skip[i] = err
-				_, _ = rollback(rerr)
-				return nil, errAborted
-			}
-			out[i].err = err
-		} else {
-			out[i].results = res
-		}
-		if err := exec("RELEASE cmd"); err != nil {
-			return rollback(err)
-		}
-	}
-	if err := exec(`INSERT OR REPLACE INTO `+metaTable+` (k, v) VALUES ('applied_index', ?)`, int64(index)); err != nil {
-		return rollback(err)
-	}
-	if err := exec("COMMIT"); err != nil {
-		return rollback(err)
-	}
-	return out, nil
-}
-
-// runUser executes a command's statements under the user policy. A *SQLError
-// is the command's own deterministic failure; any other error is local.
-func (s *sqlStore) runUser(ctx context.Context, stmts []wireStmt) ([]Result, error) {
-	s.user.Store(true)
-	defer s.user.Store(false)
-	out := make([]Result, len(stmts))
-	for j, st := range stmts {
-		args := make([]any, len(st.Args))
-		for k, a := range st.Args {
-			if a.Name != "" {
-				args[k] = sql.Named(a.Name, a.value())
-			} else {
-				args[k] = a.value()
-			}
-		}
-		res, err := s.w.ExecContext(ctx, st.SQL, args...)
-		if err == nil {
-			out[j].RowsAffected, err = res.RowsAffected()
-		}
-		if err == nil {
-			out[j].LastInsertID, err = res.LastInsertId()
-		}
-		if err != nil {
-			return nil, classify(j, err)
-		}
-	}
-	return out, nil
-}
-
-// classify turns a driver error into a *SQLError when the same statement
-// would fail the same way on every replica, and leaves it alone otherwise.
-func classify(stmt int, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		if !deterministicCode(se.Code()) {
-			return err
-		}
-		return &SQLError{Statement: stmt, Code: se.Code(), Message: se.Error()}
-	}
-	// Raised by database/sql or the driver before SQLite ran (argument
-	// conversion, parameter count): a function of the input alone.
-	return &SQLError{Statement: stmt, Message: err.Error()}
-}
-
-func (s *sqlStore) metaIndex() (uint64, error) {
-	var v int64
-	err := s.w.QueryRowContext(context.Background(), `SELECT v FROM `+metaTable+` WHERE k = 'applied_index'`).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return uint64(v), err
-}
-
-// vacuumInto writes a consistent, compact copy of the database to a new
-// temp file. It runs on the FSM goroutine, so no apply is half done.
-func (s *sqlStore) vacuumInto() (string, error) {
-	p := filepath.Join(s.tmpDir, fmt.Sprintf("snap-%d-%d.db", time.Now().UnixNano(), s.seq.Add(1)))
-	if _, err := s.w.ExecContext(context.Background(), "VACUUM INTO ?", p); err != nil {
-		os.Remove(p)
+// snapshot copies every database into a temp dir (on the FSM goroutine,
+// so no apply is half done) for Persist to stream later.
+func (s *store) snapshot() (string, error) {
+	dir := filepath.Join(s.tmpDir, fmt.Sprintf("snap-%d-%d", time.Now().UnixNano(), s.seq.Add(1)))
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", err
 	}
-	return p, nil
-}
-
-// tempPath names a file in the store's temp dir.
-func (s *sqlStore) tempPath(prefix string) string {
-	return filepath.Join(s.tmpDir, fmt.Sprintf("%s-%d-%d.db", prefix, time.Now().UnixNano(), s.seq.Add(1)))
-}
-
-// replace makes the database file at src the live database. Every connection
-// is closed first so the old WAL is checkpointed and gone before the rename:
-// an old WAL next to a new file would corrupt it.
-func (s *sqlStore) replace(src string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.w != nil {
-		if err := s.closeDB(); err != nil {
-			return err
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for name, d := range s.dbs {
+		if err := d.vacuumInto(filepath.Join(dir, fileOf(name))); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("copy %s: %w", fileOf(name), err)
 		}
 	}
-	if err := installFile(src, s.path); err != nil {
-		return err
-	}
-	return s.open()
+	return dir, nil
 }
 
-// installFile renames src over dst after removing dst's WAL and shared
-// memory files, then syncs the directory so the rename survives a crash.
-func installFile(src, dst string) error {
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(dst + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(dst))
+// writeSnapshot streams the copies in dir as the snapshot format.
+func writeSnapshot(w io.Writer, dir string) error {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	tw := tar.NewWriter(w)
+	if err := tw.WriteHeader(&tar.Header{Name: snapshotVersion, Mode: 0o600, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Name: e.Name(), Mode: 0o600, Size: fi.Size(), Typeflag: tar.TypeReg})
+		}
+		if err == nil {
+			_, err = io.Copy(tw, f)
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// restore replaces every database with the snapshot read from r: it is
+// written as the next generation, made durable, and only then made current.
+func (s *store) restore(r io.Reader) error {
+	next := s.gen + 1
+	dir := s.genDir(next)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if err := unpackSnapshot(r, dir); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.closeDBs()
+	s.dbs = map[string]*database{}
+	if err == nil {
+		err = s.setCurrent(next)
+	}
+	if err == nil {
+		s.gen = next
+		err = s.removeOtherGens()
+	}
+	if err == nil {
+		err = s.openAll()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errSwap, err)
+	}
+	return nil
+}
+
+func unpackSnapshot(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	h, err := tr.Next()
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if h.Name != snapshotVersion {
+		return fmt.Errorf("snapshot: unknown format %q", h.Name)
+	}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		if _, ok := nameOf(h.Name); !ok || h.Typeflag != tar.TypeReg {
+			return fmt.Errorf("snapshot: unexpected entry %q", h.Name)
+		}
+		if err := writeFileSync(filepath.Join(dir, h.Name), tr); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
