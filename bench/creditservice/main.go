@@ -66,6 +66,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/photoncloud/photon/bench/internal/pairbench"
+	"github.com/photoncloud/photon/bench/internal/pgcluster"
 )
 
 // targetRatio is what ours must reach against PostgreSQL, in reserve+commit
@@ -182,29 +183,24 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 			err = fmt.Errorf("stopping the stack: %w", serr)
 		}
 	}()
-	pg, err := startPG(ctx, dir, ports[5], stderr)
+	pg, err := pgcluster.Start(ctx, dir, ports[5], stderr)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if serr := pg.stop(); serr != nil && err == nil {
+		if serr := pg.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
 
-	admin, err := pgx.Connect(ctx, pg.connString(opt.pgUnix))
+	admin, err := pg.Connect(ctx, opt.pgUnix)
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer admin.Close(context.Background())
-	e := env{Env: pairbench.DescribeEnv(ctx, "creditservice", dir), pgVersion: pg.version, pgDir: pg.dir}
-	if e.pgSettings, err = pg.settings(ctx, admin, "fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "shared_buffers"); err != nil {
 		return err
 	}
-	if opt.pgUnix {
-		e.pgConn = "unix socket in " + pg.sock
-	} else {
-		e.pgConn = "TCP " + pg.addr
+	defer admin.Close(context.Background())
+	e := env{Env: pairbench.DescribeEnv(ctx, "creditservice", dir), pgVersion: pg.Version, pgDir: pg.Dir, pgConn: pg.ConnDesc(opt.pgUnix)}
+	if e.pgSettings, err = pg.Settings(ctx, admin, "fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "shared_buffers"); err != nil {
+		return err
 	}
 
 	cs := cases(opt)
@@ -223,8 +219,8 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	}
 	conns := make([]*pgx.Conn, opt.conc)
 	for i := range conns {
-		if conns[i], err = pgx.Connect(ctx, pg.connString(opt.pgUnix)); err != nil {
-			return fmt.Errorf("postgres: %w", err)
+		if conns[i], err = pg.Connect(ctx, opt.pgUnix); err != nil {
+			return err
 		}
 		defer conns[i].Close(context.Background())
 	}
@@ -298,7 +294,7 @@ type caseResult struct {
 }
 
 // runCase runs the schedule of one case: o (ours) and p (PostgreSQL).
-func runCase(ctx context.Context, opt options, c benchCase, api rest, pg *pgCluster, conns []*pgx.Conn, stderr io.Writer) (caseResult, error) {
+func runCase(ctx context.Context, opt options, c benchCase, api rest, pg *pgcluster.Cluster, conns []*pgx.Conn, stderr io.Writer) (caseResult, error) {
 	res := caseResult{c: c}
 	free := make(chan *slot, opt.conc)
 	for i, p := range c.projects {
@@ -349,10 +345,10 @@ func runCase(ctx context.Context, opt options, c benchCase, api rest, pg *pgClus
 		// PostgreSQL is many processes, which ClosedLoop cannot sample:
 		// sample the cluster's process tree around the whole slice and
 		// count the recorded window's share of it (the load is steady).
-		t0, cpu0 := time.Now(), pg.treeCPU()
+		t0, cpu0 := time.Now(), pg.TreeCPU()
 		s := loop.Run(ctx, settle, dur)
 		if el := time.Since(t0); el > 0 {
-			s.CPU.Server = time.Duration(float64(pg.treeCPU()-cpu0) * float64(s.Window) / float64(el))
+			s.CPU.Server = time.Duration(float64(pg.TreeCPU()-cpu0) * float64(s.Window) / float64(el))
 		}
 		return s
 	})

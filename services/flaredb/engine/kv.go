@@ -75,4 +75,3 @@ func (n *Node) ScanKV(ctx context.Context, db string, c Consistency, namespace, 
 	}
 	return out, nil
 }
-

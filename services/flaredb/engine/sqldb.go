@@ -401,4 +401,3 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
