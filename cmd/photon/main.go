@@ -24,6 +24,7 @@ import (
 	"github.com/photoncloud/photon/internal/gctune"
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
+	"github.com/photoncloud/photon/services/flaredb"
 	"github.com/photoncloud/photon/services/iam"
 	"github.com/photoncloud/photon/services/plasmavmc/hypervisor"
 	"github.com/photoncloud/photon/services/prismnet/agent"
@@ -35,6 +36,7 @@ commands:
   up                 run every PhotonCloud service in one process
   serve chainfire    run one ChainFire node (for clusters)
   serve iam          run one IAM replica over a ChainFire cluster
+  serve flaredb      run one FlareDB node (bootstrap a group, or join one)
   serve prismnet-agent  run PrismNET's node agent (as root) over a ChainFire cluster
   serve plasmavmc-agent run PlasmaVMC's hypervisor agent (QEMU) over a ChainFire cluster
   version            print the version
@@ -74,12 +76,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = serveChainFire(args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "iam":
 			err = serveIAM(args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "flaredb":
+			err = serveFlareDB(args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "prismnet-agent":
 			err = servePrismNETAgent(args[2:], stdout, stderr)
 		case len(args) >= 2 && args[1] == "plasmavmc-agent":
 			err = servePlasmaVMCAgent(args[2:], stdout, stderr)
 		default:
-			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam, prismnet-agent, plasmavmc-agent)")
+			fmt.Fprintln(stderr, "usage: photon serve <service> [flags]  (services that exist: chainfire, iam, flaredb, prismnet-agent, plasmavmc-agent)")
 			return 2
 		}
 	case "version", "--version", "-v":
@@ -149,6 +153,8 @@ func up(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.IAM.HTTPAddr, "iam-http-addr", "127.0.0.1:8083", "IAM REST listen address")
 	fs.StringVar(&cfg.CreditService.HTTPAddr, "creditservice-http-addr", "127.0.0.1:8086", "CreditService REST listen address")
 	fs.StringVar(&cfg.PrismNET.HTTPAddr, "prismnet-http-addr", "127.0.0.1:8087", "PrismNET REST listen address")
+	fs.StringVar(&cfg.FlareDB.HTTPAddr, "flaredb-http-addr", "127.0.0.1:8082", "FlareDB REST listen address")
+	fs.StringVar(&cfg.FlareDB.RaftAddr, "flaredb-raft-addr", "127.0.0.1:50052", "FlareDB Raft listen address (a group of one under photon up)")
 	fs.StringVar(&cfg.LightningSTOR.HTTPAddr, "lightningstor-addr", "127.0.0.1:9000", "LightningSTOR's S3 API listen address")
 	fs.StringVar(&cfg.LightningSTOR.Domain, "s3-domain", "localhost", "virtual-host-style addressing: <bucket>.<domain>")
 	fs.StringVar(&cfg.NightLight.HTTPAddr, "nightlight-addr", "127.0.0.1:9090", "NightLight's Prometheus API listen address")
@@ -219,6 +225,57 @@ func serveChainFire(args []string, stdout, stderr io.Writer) error {
 	return runUntilSignal(node, func() {
 		fmt.Fprintf(stdout, "ChainFire node %d: REST http://%s  etcd gRPC %s  peer %s\n",
 			cfg.NodeID, node.HTTPAddr(), node.GRPCAddr(), node.Config().AdvertisePeerURL)
+	})
+}
+
+func serveFlareDB(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve flaredb", "photon serve flaredb [flags]", stderr)
+	var cfg flaredb.Config
+	fs.StringVar(&cfg.NodeID, "node-id", "flaredb-1", "this node's Raft id (unique in the group)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data/flaredb", "directory holding the node's Raft log, snapshots and databases")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8082", "REST listen address")
+	fs.StringVar(&cfg.HTTPAdvertise, "http-advertise", "", "REST address other nodes forward to when this one leads (default: --http-addr)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:50052", "Raft listen address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial (default: --raft-addr)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new group with this node alone (ignored once the data dir has state)")
+	fs.StringVar(&cfg.Join, "join", "", "REST URL of a member to ask for this node to be added (e.g. http://10.0.0.1:8082)")
+	joinToken := fs.String("join-token-file", "", "file holding a system token for --join when the group enforces auth")
+	endpoints := fs.String("chainfire-endpoints", "", "etcd gRPC addresses of ChainFire, for IAM's bindings (empty: no IAM, loopback callers only)")
+	iamURL := fs.String("iam-url", "", "IAM's REST URL, whose JWKS verifies tokens (with --chainfire-endpoints)")
+	authMode := fs.String("auth-mode", "auto", "auto (loopback while the listener is on loopback, else enforce), loopback or enforce")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "bound on each request")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := setupLog(*logLevel, stderr); err != nil {
+		return err
+	}
+	if !cfg.Bootstrap && cfg.Join == "" {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err != nil {
+			fmt.Fprintln(stderr, "a new node needs --bootstrap (first node of a group) or --join URL")
+			return errUsage
+		}
+	}
+	if *joinToken != "" {
+		b, err := os.ReadFile(*joinToken)
+		if err != nil {
+			return err
+		}
+		cfg.JoinToken = strings.TrimSpace(string(b))
+	}
+	cfg.Version = buildinfo.Version
+	var eps []string
+	if *endpoints != "" {
+		eps = splitEndpoints(*endpoints)
+	}
+	node, err := flaredb.NewStandalone(cfg, eps, strings.TrimSuffix(*iamURL, "/"), *authMode)
+	if err != nil {
+		return err
+	}
+	return runUntilSignal(node, func() {
+		fmt.Fprintf(stdout, "FlareDB node %s: REST http://%s  raft %s  auth %s mode\n",
+			cfg.NodeID, node.Server().HTTPAddr(), node.Server().RaftAddr(), node.Mode())
 	})
 }
 

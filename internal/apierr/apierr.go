@@ -31,6 +31,8 @@ const (
 	CodeInsufficientCredit   Code = "INSUFFICIENT_CREDIT"
 	CodeQuotaExceeded        Code = "QUOTA_EXCEEDED"
 	CodeSubnetFull           Code = "SUBNET_FULL"
+	CodeSQL                  Code = "SQL_ERROR"            // the database refused a statement (FlareDB)
+	CodeConstraint           Code = "CONSTRAINT_VIOLATION" // a UNIQUE, NOT NULL, CHECK or FOREIGN KEY constraint
 	CodeInternal             Code = "INTERNAL"
 	CodeUnavailable          Code = "UNAVAILABLE"
 )
@@ -59,6 +61,8 @@ var table = map[Code]mapping{
 	CodeInsufficientCredit:   {http.StatusPaymentRequired, codes.FailedPrecondition},
 	CodeQuotaExceeded:        {http.StatusConflict, codes.ResourceExhausted},
 	CodeSubnetFull:           {http.StatusConflict, codes.ResourceExhausted},
+	CodeSQL:                  {http.StatusBadRequest, codes.InvalidArgument},
+	CodeConstraint:           {http.StatusConflict, codes.FailedPrecondition},
 	CodeInternal:             {http.StatusInternalServerError, codes.Internal},
 	CodeUnavailable:          {http.StatusServiceUnavailable, codes.Unavailable},
 }

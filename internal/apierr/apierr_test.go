@@ -31,6 +31,8 @@ func TestTable(t *testing.T) {
 		{CodeInsufficientCredit, 402, codes.FailedPrecondition},
 		{CodeQuotaExceeded, 409, codes.ResourceExhausted},
 		{CodeSubnetFull, 409, codes.ResourceExhausted},
+		{CodeSQL, 400, codes.InvalidArgument},
+		{CodeConstraint, 409, codes.FailedPrecondition},
 		{CodeInternal, 500, codes.Internal},
 		{CodeUnavailable, 503, codes.Unavailable},
 	}

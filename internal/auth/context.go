@@ -119,3 +119,13 @@ func Authenticated(h rest.Handler) rest.Handler {
 		return h(r)
 	}
 }
+
+// CallerIsOrg reports whether the caller's scope is an org: its token
+// covers the org's projects rather than naming one.
+func CallerIsOrg(ctx context.Context) bool {
+	c, err := callerOf(ctx)
+	if err != nil || c.subject.Bootstrap || c.subject.Scope == policy.SystemScope || c.auth.cache == nil {
+		return false
+	}
+	return c.auth.cache.IsOrg(c.subject.Scope)
+}

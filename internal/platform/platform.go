@@ -21,6 +21,7 @@ import (
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/iam"
+	"github.com/photoncloud/photon/services/flaredb"
 	"github.com/photoncloud/photon/services/lightningstor"
 	"github.com/photoncloud/photon/services/nightlight"
 	"github.com/photoncloud/photon/services/plasmavmc"
@@ -49,6 +50,7 @@ type Config struct {
 	HypervisorConfig hypervisor.Config
 	LightningSTOR    lightningstor.Config
 	NightLight       nightlight.Config
+	FlareDB          flaredb.Config
 }
 
 // Stack is a running all-in-one PhotonCloud.
@@ -64,6 +66,7 @@ type Stack struct {
 	Hypervisor    *hypervisor.Component // nil when this process runs no VMs
 	LightningSTOR *lightningstor.Server
 	NightLight    *nightlight.Server
+	FlareDB       *flaredb.Server
 }
 
 // AdminTokenFile is where, under the data dir, `photon up` keeps a current
@@ -102,6 +105,14 @@ func New(cfg Config) (*Stack, error) {
 		cfg.LightningSTOR.DataDir = filepath.Join(abs, "lightningstor")
 	}
 	cfg.LightningSTOR.Defaults()
+	cfg.FlareDB.Version = buildinfo.Version
+	if cfg.FlareDB.DataDir == "" {
+		cfg.FlareDB.DataDir = filepath.Join(abs, "flaredb")
+	}
+	// A group of one, started on first run; `photon serve flaredb` nodes
+	// are how it grows.
+	cfg.FlareDB.Bootstrap = true
+	cfg.FlareDB.Defaults()
 	cfg.NightLight.Version = buildinfo.Version
 	if cfg.NightLight.DataDir == "" {
 		cfg.NightLight.DataDir = filepath.Join(abs, "nightlight")
@@ -113,7 +124,7 @@ func New(cfg Config) (*Stack, error) {
 	cfg.IAM.AdminTokenPath = filepath.Join(abs, AdminTokenFile)
 	// One mode for the whole process, from every listener it opens: one
 	// listener off loopback and no service trusts tokenless callers.
-	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr, cfg.LightningSTOR.HTTPAddr, cfg.NightLight.HTTPAddr)
+	mode, err := auth.ResolveMode(cfg.AuthMode, cfg.ChainFire.HTTPAddr, cfg.ChainFire.GRPCAddr, cfg.ChainFire.PeerAddr, cfg.IAM.HTTPAddr, cfg.CreditService.HTTPAddr, cfg.PrismNET.HTTPAddr, cfg.PlasmaVMC.HTTPAddr, cfg.LightningSTOR.HTTPAddr, cfg.NightLight.HTTPAddr, cfg.FlareDB.HTTPAddr, cfg.FlareDB.RaftAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +227,13 @@ func New(cfg Config) (*Stack, error) {
 	s.LightningSTOR = ls
 	s.group.Add(ls)
 	s.group.Add(&s3Key{path: filepath.Join(abs, S3CredentialsFile), cf: cf, iam: im})
+	fdb, err := flaredb.New(cfg.FlareDB, func() flaredb.Deps { return flaredb.Deps{Auth: cf.Auth()} })
+	if err != nil {
+		return nil, fmt.Errorf("flaredb: %w", err)
+	}
+	s.FlareDB = fdb
+	s.group.Add(fdb)
+	s.group.Add(announce(cf, "flaredb", fdb.HTTPAddr))
 	// Last, so that the services it scrapes are registered when it starts.
 	nl, err := nightlight.New(cfg.NightLight, func() nightlight.Deps {
 		return nightlight.Deps{Client: cf.Client(), Auth: cf.Auth()}
@@ -259,6 +277,7 @@ type Endpoint struct {
 func (s *Stack) Endpoints() []Endpoint {
 	return []Endpoint{
 		{"ChainFire", "http://" + s.ChainFire.HTTPAddr(), s.ChainFire.GRPCAddr(), "Raft KV; gRPC is the etcd v3 API (etcdctl, clientv3)"},
+		{"FlareDB", "http://" + s.FlareDB.HTTPAddr(), s.FlareDB.RaftAddr() + " (raft)", "SQL and KV, one SQLite database per project, replicated by Raft"},
 		{"IAM", "http://" + s.IAM.HTTPAddr(), "-", "identity, tokens (JWKS at /.well-known/jwks.json)"},
 		{"CreditService", "http://" + s.CreditService.HTTPAddr(), "-", "wallets, reservations, quotas"},
 		{"LightningSTOR", "http://" + s.LightningSTOR.HTTPAddr(), "-", "S3 API; health at /-/health; bootstrap key in " + filepath.Join(s.cfg.DataDir, S3CredentialsFile)},

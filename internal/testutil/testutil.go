@@ -24,6 +24,7 @@ import (
 	"github.com/photoncloud/photon/internal/platform"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
+	"github.com/photoncloud/photon/services/flaredb"
 	"github.com/photoncloud/photon/services/iam"
 	"github.com/photoncloud/photon/services/lightningstor"
 	"github.com/photoncloud/photon/services/nightlight"
@@ -144,7 +145,8 @@ func StackConfig(t testing.TB, dir string) platform.Config {
 	return platform.Config{DataDir: dir, ChainFire: ChainFireConfig(t), IAM: iam.Config{HTTPAddr: FreeAddr(t)},
 		CreditService: creditservice.Config{HTTPAddr: FreeAddr(t)}, PrismNET: prismnet.Config{HTTPAddr: FreeAddr(t)},
 		PlasmaVMC: plasmavmc.Config{HTTPAddr: FreeAddr(t)}, LightningSTOR: lightningstor.Config{HTTPAddr: FreeAddr(t)},
-		NightLight: nightlight.Config{HTTPAddr: FreeAddr(t), ScrapeInterval: time.Second}}
+		NightLight: nightlight.Config{HTTPAddr: FreeAddr(t), ScrapeInterval: time.Second},
+		FlareDB:    flaredb.Config{HTTPAddr: FreeAddr(t), RaftAddr: FreeAddr(t)}}
 }
 
 // StartStack starts the whole `photon up` stack in-process on free ports in

@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -462,4 +463,21 @@ func (n *Node) raftErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
 	return err
+}
+
+// Status is the node's view of the group.
+type Status struct {
+	Role         string // "leader", "follower", "candidate" or "shutdown"
+	LeaderID     string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+}
+
+// Status returns the node's view of the group.
+func (n *Node) Status() Status {
+	id, _ := n.Leader()
+	applied, _ := n.fsm.prog.get()
+	return Status{Role: strings.ToLower(n.raft.State().String()), LeaderID: id,
+		Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: applied}
 }

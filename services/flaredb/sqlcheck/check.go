@@ -35,6 +35,8 @@ type Info struct {
 	Functions []string
 	// NeedsRewrite reports that Rewrite will change the statement.
 	NeedsRewrite bool
+	// Returning reports a write with a RETURNING clause: it answers rows.
+	Returning bool
 }
 
 // Check classifies one statement (a trailing ';' is allowed) and refuses it
@@ -86,10 +88,36 @@ func analyze(stmt string) (*analysis, error) {
 	}
 	sort.Strings(a.info.Functions)
 	a.info.NeedsRewrite = err == nil && len(a.edits) > 0
+	a.info.Returning = a.info.Kind == Write && a.returning()
 	if err != nil {
 		a.edits = nil
 	}
 	return a, err
+}
+
+// returning finds a RETURNING clause: the keyword outside parentheses of
+// an INSERT, UPDATE, DELETE or REPLACE (not a column named "returning"
+// being assigned or compared).
+func (a *analysis) returning() bool {
+	switch a.info.Verb {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+	default:
+		return false
+	}
+	depth := 0
+	for i := range a.sig {
+		switch {
+		case a.isPunct(i, "("):
+			depth++
+		case a.isPunct(i, ")"):
+			depth--
+		case depth == 0 && a.word(i) == "RETURNING" && i+1 < len(a.sig) && a.sig[i+1].Kind != Punct:
+			return true
+		case depth == 0 && a.word(i) == "RETURNING" && a.isPunct(i+1, "*"):
+			return true
+		}
+	}
+	return false
 }
 
 // word returns sig[i] upper-cased if it is a bare word, else "".

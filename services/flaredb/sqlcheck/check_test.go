@@ -184,3 +184,25 @@ func TestCheckText(t *testing.T) {
 		t.Errorf("NUL byte: %v", err)
 	}
 }
+
+func TestReturning(t *testing.T) {
+	for q, want := range map[string]bool{
+		"INSERT INTO t (a) VALUES (1) RETURNING id":                      true,
+		"insert into t values (1) returning *":                           true,
+		"UPDATE t SET a = 1 RETURNING a, b":                              true,
+		"DELETE FROM t WHERE a IN (SELECT 1) RETURNING rowid":            true,
+		"WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x RETURNING 1": true,
+		"UPDATE t SET returning = 1":                                     false,
+		"INSERT INTO t (returning) VALUES (1)":                           false,
+		"SELECT returning FROM t":                                        false,
+		"CREATE TABLE r (returning TEXT)":                                false,
+	} {
+		info, err := Check(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if info.Returning != want {
+			t.Errorf("%s: Returning %v, want %v", q, info.Returning, want)
+		}
+	}
+}

@@ -1,0 +1,385 @@
+package flaredb
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/photoncloud/photon/internal/apierr"
+	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/auth/policy"
+	"github.com/photoncloud/photon/internal/ids"
+	"github.com/photoncloud/photon/internal/rest"
+	"github.com/photoncloud/photon/services/flaredb/engine"
+)
+
+// Permissions. Reads of data are get/list (so viewers may query); SQL that
+// changes anything is execute.
+const (
+	permKVGet       = "flaredb.kv.get"
+	permKVList      = "flaredb.kv.list"
+	permKVPut       = "flaredb.kv.put"
+	permKVDelete    = "flaredb.kv.delete"
+	permSQLGet      = "flaredb.sql.get"
+	permSQLExecute  = "flaredb.sql.execute"
+	permTablesList  = "flaredb.tables.list"
+	permTablesGet   = "flaredb.tables.get"
+	permClusterGet  = "flaredb.cluster.get"
+	permClusterEdit = "flaredb.cluster.update"
+)
+
+// handler is FlareDB's REST transport: resolve the database, decode, call
+// the Service, return; requests that need the leader are forwarded to it.
+type handler struct {
+	svc     *Service
+	fwd     *forwarder
+	timeout time.Duration
+}
+
+type route struct {
+	pattern string
+	serve   rest.Handler
+	// leader reports whether the request must be served by the leader
+	// (writes, and reads that are not stale); its body is buffered.
+	leader func(r *http.Request, body []byte) bool
+}
+
+func always(*http.Request, []byte) bool { return true }
+
+func (h *handler) routes() []route {
+	return []route{
+		{"PUT /api/v1/kv/{key...}", h.putKV, always},
+		{"GET /api/v1/kv/{key...}", h.getKV, notStale},
+		{"DELETE /api/v1/kv/{key...}", h.deleteKV, always},
+		{"GET /api/v1/scan", h.scan, notStale},
+		{"POST /api/v1/sql", h.sql, sqlNeedsLeader},
+		{"GET /api/v1/tables", h.tables, notStale},
+		{"GET /api/v1/tables/{name}", h.table, notStale},
+		{"GET /api/v1/cluster", h.cluster, nil},
+		{"POST /api/v1/cluster/members", h.addMember, always},
+		{"DELETE /api/v1/cluster/members/{id}", h.removeMember, always},
+	}
+}
+
+// Routes lists every REST route of FlareDB.
+func Routes() []string {
+	out := []string{"GET /health", "GET /metrics"}
+	for _, r := range (&handler{}).routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+// NewHandler returns FlareDB's REST API over svc; authn authenticates every
+// request and every route but /health needs a caller.
+func NewHandler(svc *Service, authn rest.Authn, cfg Config) http.Handler {
+	h := &handler{svc: svc, fwd: newForwarder(svc.node, cfg.LeaderWait), timeout: cfg.RequestTimeout}
+	rt := rest.NewRouter("flaredb", nil)
+	rt.SetMaxBody(cfg.MaxBodyBytes)
+	rt.SetAuthn(authn)
+	rt.MountHealth("", "flaredb", cfg.Version, map[string]rest.Check{"raft": svc.Healthy})
+	for _, r := range h.routes() {
+		serve := auth.Authenticated(r.serve)
+		if r.leader == nil {
+			rt.Handle(r.pattern, serve)
+			continue
+		}
+		rt.HandleStream(r.pattern, h.fwd.leaderRoute(serve, r.leader))
+	}
+	return rt
+}
+
+// Healthy reports whether the node knows a leader: without one, nothing
+// that needs consensus can be served.
+func (s *Service) Healthy(ctx context.Context) error {
+	if id, _ := s.node.Leader(); id == "" {
+		return apierr.New(apierr.CodeUnavailable, "no leader")
+	}
+	return nil
+}
+
+func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), h.timeout)
+}
+
+// query parses the URL's query as FlareDB does (';' is data, see
+// parseQuery) and refuses parameters a route does not know.
+func query(r *http.Request, known ...string) (url.Values, error) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, apierr.New(apierr.CodeValidation, "malformed query string: %v", err)
+	}
+	allowed := map[string]bool{"project_id": true, "org_id": true}
+	for _, k := range known {
+		allowed[k] = true
+	}
+	for k, vs := range q {
+		if !allowed[k] {
+			return nil, apierr.Validation(k, apierr.Unknown, "unknown query parameter %q", k)
+		}
+		if len(vs) > 1 {
+			return nil, apierr.Validation(k, apierr.Format, "query parameter %q given %d times", k, len(vs))
+		}
+	}
+	return q, nil
+}
+
+// database resolves the database a request acts on and checks the caller
+// may do perm there. A request names its project with project_id; a
+// project token that names none acts on its own project; a system caller
+// that names none acts on the platform database. Reads outside the
+// caller's scope are NOT_FOUND (existence does not leak), writes FORBIDDEN.
+func database(ctx context.Context, q url.Values, perm string, read bool) (string, error) {
+	subj, err := auth.Caller(ctx)
+	if err != nil {
+		return "", err
+	}
+	project := q.Get("project_id")
+	if project == "" && subj.Scope != policy.SystemScope {
+		if auth.CallerIsOrg(ctx) {
+			return "", apierr.Validation("project_id", apierr.Required, "an org token must name the project_id whose database it uses")
+		}
+		project = subj.Scope
+	}
+	target := policy.System
+	db := engine.PlatformDB
+	if project != "" {
+		if err := ids.Check("project_id", project); err != nil {
+			return "", err
+		}
+		target = policy.Target{OrgID: q.Get("org_id"), ProjectID: project}
+		db = project
+	}
+	if read {
+		return db, auth.RequireOn(ctx, perm, target, "database", project)
+	}
+	return db, auth.Require(ctx, perm, target)
+}
+
+// consistency reads a request's read consistency ("" is linearizable).
+func consistency(v string) (engine.Consistency, error) {
+	c, err := engine.ParseConsistency(v)
+	if err != nil {
+		return 0, apierr.Validation("consistency", apierr.Enum, "consistency must be linearizable, lease or stale")
+	}
+	return c, nil
+}
+
+func notStale(r *http.Request, _ []byte) bool {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return false // answered locally with the error
+	}
+	c, err := engine.ParseConsistency(q.Get("consistency"))
+	return err == nil && c != engine.Stale
+}
+
+func sqlNeedsLeader(r *http.Request, body []byte) bool {
+	var req struct {
+		Consistency string `json:"consistency"`
+	}
+	_ = json.Unmarshal(body, &req)
+	c := req.Consistency
+	if q, err := parseQuery(r.URL.RawQuery); err == nil && q.Get("consistency") != "" {
+		c = q.Get("consistency")
+	}
+	// A stale read is served here; a stale request that writes is told
+	// it must go to the leader by the engine, and forwarded then.
+	cons, err := engine.ParseConsistency(c)
+	return err != nil || cons != engine.Stale
+}
+
+func (h *handler) putKV(r *http.Request) (any, error) {
+	q, err := query(r)
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permKVPut, false)
+	if err != nil {
+		return nil, err
+	}
+	var req PutKVRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.PutKV(ctx, db, r.PathValue("key"), req)
+}
+
+func (h *handler) getKV(r *http.Request) (any, error) {
+	q, err := query(r, "namespace", "consistency")
+	if err != nil {
+		return nil, err
+	}
+	c, err := consistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permKVGet, true)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.GetKV(ctx, db, c, q.Get("namespace"), r.PathValue("key"))
+}
+
+func (h *handler) deleteKV(r *http.Request) (any, error) {
+	q, err := query(r, "namespace")
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permKVDelete, false)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.DeleteKV(ctx, db, q.Get("namespace"), r.PathValue("key"))
+}
+
+func (h *handler) scan(r *http.Request) (any, error) {
+	q, err := query(r, "namespace", "start", "end", "limit", "page_token", "consistency")
+	if err != nil {
+		return nil, err
+	}
+	c, err := consistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	limit, err := rest.Limit(q, defScanLimit, maxScanLimit)
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permKVList, false)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.Scan(ctx, db, c, ScanQuery{Namespace: q.Get("namespace"), Start: q.Get("start"), End: q.Get("end"),
+		PageToken: q.Get("page_token"), Limit: limit})
+}
+
+func (h *handler) sql(r *http.Request) (any, error) {
+	q, err := query(r, "consistency")
+	if err != nil {
+		return nil, err
+	}
+	var req SQLRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	cv := req.Consistency
+	if q.Get("consistency") != "" {
+		cv = q.Get("consistency")
+	}
+	c, err := consistency(cv)
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := statements(req)
+	if err != nil {
+		return nil, err
+	}
+	perm := permSQLGet
+	for _, st := range stmts {
+		if !st.Rows || st.returning {
+			perm = permSQLExecute
+		}
+	}
+	db, err := database(r.Context(), q, perm, false)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.SQL(ctx, db, c, req)
+}
+
+func (h *handler) tables(r *http.Request) (any, error) {
+	q, err := query(r, "consistency")
+	if err != nil {
+		return nil, err
+	}
+	c, err := consistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permTablesList, false)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.Tables(ctx, db, c)
+}
+
+func (h *handler) table(r *http.Request) (any, error) {
+	q, err := query(r, "consistency")
+	if err != nil {
+		return nil, err
+	}
+	c, err := consistency(q.Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := database(r.Context(), q, permTablesGet, true)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.Table(ctx, db, c, r.PathValue("name"))
+}
+
+func (h *handler) cluster(r *http.Request) (any, error) {
+	if _, err := query(r); err != nil {
+		return nil, err
+	}
+	if err := auth.Require(r.Context(), permClusterGet, policy.System); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	return h.svc.Cluster(ctx)
+}
+
+func (h *handler) addMember(r *http.Request) (any, error) {
+	if _, err := query(r); err != nil {
+		return nil, err
+	}
+	if err := auth.Require(r.Context(), permClusterEdit, policy.System); err != nil {
+		return nil, err
+	}
+	var req AddMemberRequest
+	if err := rest.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	m, err := h.svc.AddMember(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return rest.Created(m), nil
+}
+
+func (h *handler) removeMember(r *http.Request) (any, error) {
+	if _, err := query(r); err != nil {
+		return nil, err
+	}
+	if err := auth.Require(r.Context(), permClusterEdit, policy.System); err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	if err := h.svc.RemoveMember(ctx, id); err != nil {
+		return nil, err
+	}
+	return map[string]any{"id": id, "deleted": true}, nil
+}
