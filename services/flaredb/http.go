@@ -77,6 +77,7 @@ func Routes() []string {
 func NewHandler(svc *Service, authn rest.Authn, cfg Config) http.Handler {
 	h := &handler{svc: svc, fwd: newForwarder(svc.node, cfg.LeaderWait), timeout: cfg.RequestTimeout}
 	rt := rest.NewRouter("flaredb", nil)
+	registerMetrics(rt.Registry(), svc.node)
 	rt.SetMaxBody(cfg.MaxBodyBytes)
 	rt.SetAuthn(authn)
 	rt.MountHealth("", "flaredb", cfg.Version, map[string]rest.Check{"raft": svc.Healthy})
