@@ -203,7 +203,7 @@ func TestUpWithinTwoScrapeIntervals(t *testing.T) {
 	for _, en := range entries {
 		want[en.Service+"/"+en.Node] = true
 	}
-	for _, svc := range []string{"chainfire", "iam", "creditservice", "prismnet", "plasmavmc", "lightningstor", "nightlight"} {
+	for _, svc := range []string{"chainfire", "flaredb", "iam", "creditservice", "prismnet", "plasmavmc", "lightningstor", "nightlight"} {
 		found := false
 		for k := range want {
 			found = found || strings.HasPrefix(k, svc+"/")

@@ -35,6 +35,7 @@ type upStack struct {
 	vmAddr                     string // --plasmavmc-http-addr
 	s3Addr                     string // --lightningstor-addr
 	nlAddr                     string // --nightlight-addr
+	fdbAddr, fdbRaft           string // --flaredb-http-addr, --flaredb-raft-addr
 	flags                      []string
 	proc                       *upProcess
 	hc                         *http.Client
@@ -56,6 +57,8 @@ func newUpStack(t *testing.T, iamHost string, flags ...string) *upStack {
 		vmAddr:   testutil.FreeAddr(t),
 		s3Addr:   testutil.FreeAddr(t),
 		nlAddr:   testutil.FreeAddr(t),
+		fdbAddr:  testutil.FreeAddr(t),
+		fdbRaft:  testutil.FreeAddr(t),
 		flags:    flags,
 		hc:       &http.Client{Timeout: 15 * time.Second},
 	}
@@ -91,6 +94,8 @@ func (s *upStack) start(t *testing.T) {
 		"--plasmavmc-http-addr", s.vmAddr,
 		"--lightningstor-addr", s.s3Addr,
 		"--nightlight-addr", s.nlAddr,
+		"--flaredb-http-addr", s.fdbAddr,
+		"--flaredb-raft-addr", s.fdbRaft,
 		"--hypervisor", "off",
 		// The data plane would program this machine's own namespace;
 		// the tests that want it say so (a later flag wins).

@@ -51,7 +51,7 @@ func nlQuery(t *testing.T, s *upStack, q string, at time.Time) map[string]string
 func TestNightLightUpAndKill9(t *testing.T) {
 	s := startUpStack(t, "--nightlight-scrape-interval", "1s")
 	deadline := time.Now().Add(30 * time.Second)
-	want := []string{"chainfire", "iam", "creditservice", "prismnet", "plasmavmc", "lightningstor", "nightlight"}
+	want := []string{"chainfire", "flaredb", "iam", "creditservice", "prismnet", "plasmavmc", "lightningstor", "nightlight"}
 	for {
 		up := nlQuery(t, s, "up", time.Now())
 		missing := []string{}
