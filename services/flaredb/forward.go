@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -40,13 +41,28 @@ func newForwarder(node *engine.Node, wait time.Duration) *forwarder {
 		},
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			rest.WriteError(w, r, apierr.Wrap(apierr.CodeUnavailable, err, "the leader could not be reached; retry shortly"))
+			if h, ok := r.Context().Value(proxyErrKey{}).(*proxyErr); ok && isDialError(err) {
+				h.err = err // nothing was sent: forward may try again
+				return
+			}
+			rest.WriteError(w, r, &apierr.Error{Code: apierr.CodeUnavailable, Err: err, Details: map[string]any{"indeterminate": true},
+				Message: "the leader failed while serving the request: a write may or may not have been applied"})
 		},
 	}
 	return f
 }
 
-type targetKey struct{}
+type (
+	targetKey   struct{}
+	proxyErrKey struct{}
+	// proxyErr receives a dial error, after which nothing was sent.
+	proxyErr struct{ err error }
+)
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
 
 // leaderRoute serves a route on the leader: here if this node leads (or
 // the request does not need the leader), else by forwarding. A write that
@@ -95,19 +111,36 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, reset func()
 	if by := r.Header.Get(forwardedHeader); by != "" {
 		return false, apierr.New(apierr.CodeUnavailable, "forwarded by %s to a node that does not lead: leadership is changing; retry", by)
 	}
-	target, err := f.leaderURL(r.Context())
-	if target == nil || err != nil {
-		return false, err
+	// A leader that cannot be dialled has died (or is dying): wait for
+	// the next one, as long as a request may wait for a leader.
+	deadline := time.Now().Add(f.wait)
+	for {
+		target, err := f.leaderURL(r.Context(), time.Until(deadline))
+		if target == nil || err != nil {
+			return false, err
+		}
+		reset()
+		pe := &proxyErr{}
+		ctx := context.WithValue(context.WithValue(r.Context(), targetKey{}, target), proxyErrKey{}, pe)
+		f.proxy.ServeHTTP(w, r.WithContext(ctx))
+		if pe.err == nil {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, apierr.Wrap(apierr.CodeUnavailable, pe.err, "the leader could not be reached; retry shortly")
+		}
+		select {
+		case <-r.Context().Done():
+			return false, r.Context().Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	reset()
-	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, target)))
-	return true, nil
 }
 
 // leaderURL waits (up to the leader wait) for a leader whose HTTP address
 // is known: nil if that leader is this node.
-func (f *forwarder) leaderURL(ctx context.Context) (*url.URL, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.wait)
+func (f *forwarder) leaderURL(ctx context.Context, wait time.Duration) (*url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(wait, 0))
 	defer cancel()
 	for {
 		if f.node.IsLeader() {
@@ -120,6 +153,9 @@ func (f *forwarder) leaderURL(ctx context.Context) (*url.URL, error) {
 		}
 		select {
 		case <-ctx.Done():
+			if err := ctx.Err(); errors.Is(err, context.Canceled) {
+				return nil, err
+			}
 			return nil, apierr.New(apierr.CodeUnavailable, "no FlareDB leader within %s; retry shortly", f.wait)
 		case <-time.After(20 * time.Millisecond):
 		}
