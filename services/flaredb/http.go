@@ -193,7 +193,7 @@ func sqlNeedsLeader(r *http.Request, body []byte) bool {
 }
 
 func (h *handler) putKV(r *http.Request) (any, error) {
-	q, err := query(r)
+	q, err := query(r, "namespace")
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +204,14 @@ func (h *handler) putKV(r *http.Request) (any, error) {
 	var req PutKVRequest
 	if err := rest.Decode(r, &req); err != nil {
 		return nil, err
+	}
+	// The namespace may be in the body (the seed's way) or in the query,
+	// as GET and DELETE take it; two different ones are a mistake.
+	if ns := q.Get("namespace"); ns != "" {
+		if req.Namespace != "" && req.Namespace != ns {
+			return nil, apierr.Validation("namespace", apierr.Format, "the body's namespace %q differs from the query's %q", req.Namespace, ns)
+		}
+		req.Namespace = ns
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
