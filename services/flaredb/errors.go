@@ -59,7 +59,9 @@ func apiError(err error) error {
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrNodeFailed):
 		return apierr.Wrap(apierr.CodeUnavailable, err, "this FlareDB node is not serving")
 	case errors.Is(err, context.DeadlineExceeded):
-		return apierr.Wrap(apierr.CodeUnavailable, err, "the request timed out")
+		// A write may have reached the log before the clock ran out.
+		return &apierr.Error{Code: apierr.CodeUnavailable, Err: err, Details: map[string]any{"indeterminate": true},
+			Message: "the request timed out: a write may or may not have been applied"}
 	}
 	return err
 }

@@ -192,12 +192,34 @@ func sqlNeedsLeader(r *http.Request, body []byte) bool {
 	return err != nil || cons != engine.Stale
 }
 
-func (h *handler) putKV(r *http.Request) (any, error) {
-	q, err := query(r, "namespace")
+// request is what a data route first works out: its query, the database
+// it acts on (checked against the caller's rights) and, for reads, the
+// consistency asked for.
+type request struct {
+	q  url.Values
+	db string
+	c  engine.Consistency
+}
+
+// begin parses r's query (the route's known parameters, plus project_id
+// and org_id), its consistency when the route takes one, and resolves the
+// database for perm; one marks a read of one thing (NOT_FOUND outside the
+// caller's scope).
+func begin(r *http.Request, perm string, one bool, known ...string) (request, error) {
+	q, err := query(r, known...)
 	if err != nil {
-		return nil, err
+		return request{}, err
 	}
-	db, err := database(r.Context(), q, permKVPut, false)
+	out := request{q: q}
+	if out.c, err = consistency(q.Get("consistency")); err != nil {
+		return request{}, err
+	}
+	out.db, err = database(r.Context(), q, perm, one)
+	return out, err
+}
+
+func (h *handler) putKV(r *http.Request) (any, error) {
+	rq, err := begin(r, permKVPut, false, "namespace")
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +229,7 @@ func (h *handler) putKV(r *http.Request) (any, error) {
 	}
 	// The namespace may be in the body (the seed's way) or in the query,
 	// as GET and DELETE take it; two different ones are a mistake.
-	if ns := q.Get("namespace"); ns != "" {
+	if ns := rq.q.Get("namespace"); ns != "" {
 		if req.Namespace != "" && req.Namespace != ns {
 			return nil, apierr.Validation("namespace", apierr.Format, "the body's namespace %q differs from the query's %q", req.Namespace, ns)
 		}
@@ -215,64 +237,46 @@ func (h *handler) putKV(r *http.Request) (any, error) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.PutKV(ctx, db, r.PathValue("key"), req)
+	return h.svc.PutKV(ctx, rq.db, r.PathValue("key"), req)
 }
 
 func (h *handler) getKV(r *http.Request) (any, error) {
-	q, err := query(r, "namespace", "consistency")
-	if err != nil {
-		return nil, err
-	}
-	c, err := consistency(q.Get("consistency"))
-	if err != nil {
-		return nil, err
-	}
-	db, err := database(r.Context(), q, permKVGet, true)
+	rq, err := begin(r, permKVGet, true, "namespace", "consistency")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.GetKV(ctx, db, c, q.Get("namespace"), r.PathValue("key"))
+	return h.svc.GetKV(ctx, rq.db, rq.c, rq.q.Get("namespace"), r.PathValue("key"))
 }
 
 func (h *handler) deleteKV(r *http.Request) (any, error) {
-	q, err := query(r, "namespace")
-	if err != nil {
-		return nil, err
-	}
-	db, err := database(r.Context(), q, permKVDelete, false)
+	rq, err := begin(r, permKVDelete, false, "namespace")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.DeleteKV(ctx, db, q.Get("namespace"), r.PathValue("key"))
+	return h.svc.DeleteKV(ctx, rq.db, rq.q.Get("namespace"), r.PathValue("key"))
 }
 
 func (h *handler) scan(r *http.Request) (any, error) {
-	q, err := query(r, "namespace", "start", "end", "limit", "page_token", "consistency")
+	rq, err := begin(r, permKVList, false, "namespace", "start", "end", "limit", "page_token", "consistency")
 	if err != nil {
 		return nil, err
 	}
-	c, err := consistency(q.Get("consistency"))
-	if err != nil {
-		return nil, err
-	}
-	limit, err := rest.Limit(q, defScanLimit, maxScanLimit)
-	if err != nil {
-		return nil, err
-	}
-	db, err := database(r.Context(), q, permKVList, false)
+	limit, err := rest.Limit(rq.q, defScanLimit, maxScanLimit)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.Scan(ctx, db, c, ScanQuery{Namespace: q.Get("namespace"), Start: q.Get("start"), End: q.Get("end"),
-		PageToken: q.Get("page_token"), Limit: limit})
+	return h.svc.Scan(ctx, rq.db, rq.c, ScanQuery{Namespace: rq.q.Get("namespace"), Start: rq.q.Get("start"),
+		End: rq.q.Get("end"), PageToken: rq.q.Get("page_token"), Limit: limit})
 }
 
+// sql needs the body before the database: whether it writes decides the
+// permission.
 func (h *handler) sql(r *http.Request) (any, error) {
 	q, err := query(r, "consistency")
 	if err != nil {
@@ -310,39 +314,23 @@ func (h *handler) sql(r *http.Request) (any, error) {
 }
 
 func (h *handler) tables(r *http.Request) (any, error) {
-	q, err := query(r, "consistency")
-	if err != nil {
-		return nil, err
-	}
-	c, err := consistency(q.Get("consistency"))
-	if err != nil {
-		return nil, err
-	}
-	db, err := database(r.Context(), q, permTablesList, false)
+	rq, err := begin(r, permTablesList, false, "consistency")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.Tables(ctx, db, c)
+	return h.svc.Tables(ctx, rq.db, rq.c)
 }
 
 func (h *handler) table(r *http.Request) (any, error) {
-	q, err := query(r, "consistency")
-	if err != nil {
-		return nil, err
-	}
-	c, err := consistency(q.Get("consistency"))
-	if err != nil {
-		return nil, err
-	}
-	db, err := database(r.Context(), q, permTablesGet, true)
+	rq, err := begin(r, permTablesGet, true, "consistency")
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.Table(ctx, db, c, r.PathValue("name"))
+	return h.svc.Table(ctx, rq.db, rq.c, r.PathValue("name"))
 }
 
 func (h *handler) cluster(r *http.Request) (any, error) {

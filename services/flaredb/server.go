@@ -88,7 +88,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.node, err = engine.Open(engine.Config{
 		DataDir: s.cfg.DataDir, NodeID: s.cfg.NodeID,
 		RaftBind: s.cfg.RaftAddr, RaftAdvertise: s.cfg.RaftAdvertise,
-		HTTPAddr:   advertisable(s.http.Addr()),
+		HTTPAddr:   advertise,
 		Bootstrap:  s.cfg.Bootstrap,
 		Rewrite:    rewrite,
 		LeaderWait: s.cfg.LeaderWait, HeartbeatTimeout: s.cfg.HeartbeatTimeout,
