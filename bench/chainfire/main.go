@@ -84,6 +84,7 @@ import (
 	"time"
 
 	"github.com/photoncloud/photon/bench/internal/pairbench"
+	"github.com/photoncloud/photon/bench/internal/procs"
 )
 
 // options are the command's flags.
@@ -164,14 +165,14 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	defer cleanup()
-	var procs []*proc
+	var started []*proc
 	defer func() {
-		for _, p := range procs {
-			if serr := p.stop(10 * time.Second); serr != nil {
-				fmt.Fprintf(stderr, "stop %s: %v\n", p.name, serr)
+		for _, p := range started {
+			if serr := p.Stop(10 * time.Second); serr != nil {
+				fmt.Fprintf(stderr, "stop %s: %v\n", p.Name, serr)
 			}
 			if err != nil {
-				p.dumpLog(stderr, 20)
+				fmt.Fprintln(stderr, p.LogTail(20))
 			}
 		}
 	}()
@@ -179,7 +180,7 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	photon := opt.photonBin
 	if photon == "" {
 		photon = filepath.Join(dir, "photon")
-		if err := buildPhoton(ctx, photon, stderr); err != nil {
+		if err := procs.BuildPhoton(ctx, photon, stderr); err != nil {
 			return err
 		}
 	}
@@ -189,20 +190,20 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	}
 	cf, err := startChainFire(ctx, photon, dir, ports[0], ports[1], ports[2])
 	if cf != nil {
-		procs = append(procs, cf)
+		started = append(started, cf)
 	}
 	if err != nil {
 		return err
 	}
 	etcd, err := startEtcd(ctx, opt.etcdBin, dir, ports[3], ports[4])
 	if etcd != nil {
-		procs = append(procs, etcd)
+		started = append(started, etcd)
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "ChainFire pid %d: REST %s, gRPC %s; stock etcd pid %d: gRPC %s\n",
-		cf.cmd.Process.Pid, cf.httpAddr, cf.clientAddr, etcd.cmd.Process.Pid, etcd.clientAddr)
+		cf.Pid, cf.httpAddr, cf.clientAddr, etcd.Pid, etcd.clientAddr)
 
 	maxConc := 1
 	for _, c := range opt.concs {
@@ -221,9 +222,9 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 	}
 	defer etcdCli.close()
 	targets := []target{
-		{id: "a", name: "ChainFire REST", client: newREST("http://"+cf.httpAddr, value, maxConc), pid: cf.cmd.Process.Pid},
-		{id: "b", name: "ChainFire gRPC", client: cfCli, pid: cf.cmd.Process.Pid},
-		{id: "c", name: "stock etcd gRPC", client: etcdCli, pid: etcd.cmd.Process.Pid},
+		{id: "a", name: "ChainFire REST", client: newREST("http://"+cf.httpAddr, value, maxConc), pid: cf.Pid},
+		{id: "b", name: "ChainFire gRPC", client: cfCli, pid: cf.Pid},
+		{id: "c", name: "stock etcd gRPC", client: etcdCli, pid: etcd.Pid},
 	}
 
 	fmt.Fprintf(stderr, "writing %d keys of %d B to ChainFire and stock etcd\n", len(keys), len(value))
@@ -253,7 +254,7 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 			selected = append(selected, t)
 		}
 	}
-	env := describeEnv(ctx, opt, dir, photon, cfCli.cli, etcdCli.cli, cf.cmd.Process.Pid, etcd.cmd.Process.Pid)
+	env := describeEnv(ctx, opt, dir, photon, cfCli.cli, etcdCli.cli, cf.Pid, etcd.Pid)
 	start := time.Now()
 	results, err := runCases(ctx, opt, selected, keys, compact, stderr)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/photoncloud/photon/bench/internal/pairbench"
+	"github.com/photoncloud/photon/bench/internal/procs"
 )
 
 const (
@@ -90,7 +91,7 @@ func bench(ctx context.Context, opt options, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	if opt.nightlight == "auto" {
-		root, err := repoRoot(ctx)
+		root, err := procs.RepoRoot(ctx)
 		if err != nil {
 			return err
 		}

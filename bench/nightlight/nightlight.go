@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/photoncloud/photon/bench/internal/procs"
 )
 
 // nightLightFlag is the flag of `photon up` that NightLight's listen address
@@ -42,12 +44,8 @@ func startNightLight(ctx context.Context, mode, gogc, promBin, dir string, ports
 		s.desc = "STAND-IN, not NightLight: a second " + s.desc
 		return s, nil
 	}
-	root, err := repoRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
 	bin := filepath.Join(dir, "photon")
-	if err := buildPhoton(ctx, root, bin, stderr); err != nil {
+	if err := procs.BuildPhoton(ctx, bin, stderr); err != nil {
 		return nil, err
 	}
 	// photon up with every listener on a free loopback port; no VMs and no
@@ -71,7 +69,7 @@ func startNightLight(ctx context.Context, mode, gogc, promBin, dir string, ports
 		return nil, err
 	}
 	s.url = "http://" + ports[0]
-	s.desc = fmt.Sprintf("NightLight in `photon up` (all services, %s; photon built from the working tree), pid %d", gcDesc, s.pid)
+	s.desc = fmt.Sprintf("NightLight in `photon up` (all services, %s; photon built from the working tree), pid %d", gcDesc, s.Pid)
 	if err := s.waitReady(ctx); err != nil {
 		s.stop()
 		return nil, err

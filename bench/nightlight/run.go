@@ -70,7 +70,7 @@ func (r *runner) run(ctx context.Context) (*results, error) {
 	// Baseline memory: both idle and ready, before the first sample.
 	time.Sleep(r.opt.settle)
 	for i, s := range r.targets {
-		m, err := readMem(s.pid)
+		m, err := readMem(s.Pid)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +81,7 @@ func (r *runner) run(ctx context.Context) (*results, error) {
 	}
 	time.Sleep(r.opt.settle)
 	for i, s := range r.targets {
-		m, err := readMem(s.pid)
+		m, err := readMem(s.Pid)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +149,7 @@ func (r *runner) send(ctx context.Context, i int, batches [][]byte) turn {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	cpu0 := pairbench.SampleCPU(s.pid)
+	cpu0 := pairbench.SampleCPU(s.Pid)
 	t0 := time.Now()
 	for range r.opt.conc {
 		wg.Go(func() {
@@ -170,7 +170,7 @@ func (r *runner) send(ctx context.Context, i int, batches [][]byte) turn {
 	}
 	wg.Wait()
 	t.dur = time.Since(t0)
-	t.cpu = pairbench.SampleCPU(s.pid).Sub(cpu0)
+	t.cpu = pairbench.SampleCPU(s.Pid).Sub(cpu0)
 	return t
 }
 
