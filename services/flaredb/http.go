@@ -110,7 +110,7 @@ func (h *handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 func query(r *http.Request, known ...string) (url.Values, error) {
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, apierr.New(apierr.CodeValidation, "malformed query string: %v", err)
+		return nil, apierr.Validation("query", apierr.Format, "malformed query string: %v", err)
 	}
 	allowed := map[string]bool{"project_id": true, "org_id": true}
 	for _, k := range known {
@@ -294,15 +294,13 @@ func (h *handler) sql(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	stmts, err := statements(req)
+	b, err := ParseSQL(req)
 	if err != nil {
 		return nil, err
 	}
 	perm := permSQLGet
-	for _, st := range stmts {
-		if !st.Rows || st.returning {
-			perm = permSQLExecute
-		}
+	if b.Writes() {
+		perm = permSQLExecute
 	}
 	db, err := database(r.Context(), q, perm, false)
 	if err != nil {
@@ -310,7 +308,7 @@ func (h *handler) sql(r *http.Request) (any, error) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
-	return h.svc.SQL(ctx, db, c, req)
+	return h.svc.Run(ctx, db, c, b)
 }
 
 func (h *handler) tables(r *http.Request) (any, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -163,21 +164,49 @@ func (s *Service) Scan(ctx context.Context, db string, c engine.Consistency, q S
 	return page, nil
 }
 
-// SQL runs a request: its statements all read → one read transaction at
-// consistency c; otherwise one replicated write transaction, in which
-// reads and RETURNING clauses answer rows. One statement answers its
-// result; several answer {"results": [...]}.
-func (s *Service) SQL(ctx context.Context, db string, c engine.Consistency, req SQLRequest) (any, error) {
+// SQLBatch is a request's statements, checked by sqlcheck and with their
+// parameters decoded, ready to run.
+type SQLBatch struct {
+	stmts []checkedStatement
+	many  bool // sent as statements: answer {"results": [...]}
+}
+
+// ParseSQL checks a request's statements.
+func ParseSQL(req SQLRequest) (*SQLBatch, error) {
 	stmts, err := statements(req)
 	if err != nil {
 		return nil, err
 	}
-	write := false
-	for _, st := range stmts {
-		write = write || !st.Rows || st.returning
+	return &SQLBatch{stmts: stmts, many: req.Statements != nil}, nil
+}
+
+// Writes reports whether the batch changes anything (and so is replicated).
+func (b *SQLBatch) Writes() bool {
+	for _, st := range b.stmts {
+		if !st.Rows || st.returning {
+			return true
+		}
 	}
+	return false
+}
+
+// SQL parses and runs a request (see Run).
+func (s *Service) SQL(ctx context.Context, db string, c engine.Consistency, req SQLRequest) (any, error) {
+	b, err := ParseSQL(req)
+	if err != nil {
+		return nil, err
+	}
+	return s.Run(ctx, db, c, b)
+}
+
+// Run runs a batch: its statements all read → one read transaction at
+// consistency c; otherwise one replicated write transaction, in which
+// reads and RETURNING clauses answer rows. One statement answers its
+// result; several answer {"results": [...]}.
+func (s *Service) Run(ctx context.Context, db string, c engine.Consistency, b *SQLBatch) (any, error) {
+	stmts := b.stmts
 	results := make([]any, len(stmts))
-	if !write {
+	if !b.Writes() {
 		es := make([]engine.Statement, len(stmts))
 		for i, st := range stmts {
 			es[i] = st.Statement
@@ -199,16 +228,17 @@ func (s *Service) SQL(ctx context.Context, db string, c engine.Consistency, req 
 			return nil, apiError(err)
 		}
 		for i, r := range res {
-			if r.Rows != nil {
+			switch {
+			case r.Rows != nil:
 				results[i] = queryResult(r.Rows)
-			} else if stmts[i].counts {
+			case stmts[i].counts:
 				results[i] = WriteResult{RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
-			} else {
+			default:
 				results[i] = WriteResult{}
 			}
 		}
 	}
-	if req.Statements == nil {
+	if !b.many {
 		return results[0], nil
 	}
 	return SQLResults{Results: results}, nil
@@ -271,6 +301,9 @@ func statements(req SQLRequest) ([]checkedStatement, error) {
 		if err := decodeParams(st.Params, &cs.Statement); err != nil {
 			return nil, err
 		}
+		if err := paramsFit(info, cs.Statement); err != nil {
+			return nil, err
+		}
 		out[i] = cs
 	}
 	return out, nil
@@ -310,6 +343,20 @@ func decodeParams(raw json.RawMessage, st *engine.Statement) error {
 		}
 	default:
 		return bad
+	}
+	return nil
+}
+
+// paramsFit refuses values no parameter takes, which SQLite would
+// silently ignore (too few is SQLite's own error).
+func paramsFit(info sqlcheck.Info, st engine.Statement) error {
+	if len(st.Params) > info.ParamCount {
+		return apierr.Validation("params", apierr.Range, "%d values for a statement with %d parameters", len(st.Params), info.ParamCount)
+	}
+	for k := range st.Named {
+		if !slices.Contains(info.ParamNames, strings.TrimLeft(k, ":@$")) {
+			return apierr.Validation("params", apierr.Unknown, "no parameter :%s in the statement", strings.TrimLeft(k, ":@$"))
+		}
 	}
 	return nil
 }
@@ -370,7 +417,7 @@ func (s *Service) Table(ctx context.Context, db string, c engine.Consistency, na
 		return TableInfo{}, apierr.NotFound("table", name)
 	}
 	rs, err := s.node.QueryAll(ctx, db, c, []engine.Statement{
-		{SQL: `SELECT name, type, sql FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ?`, Params: []any{name}},
+		{SQL: `SELECT name, type, sql FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE`, Params: []any{name}},
 		{SQL: `SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid`, Params: []any{name}},
 		{SQL: `SELECT il.name, il."unique", il.origin, ii.name FROM pragma_index_list(?) il
 			JOIN pragma_index_info(il.name) ii ORDER BY il.name, ii.seqno`, Params: []any{name}},

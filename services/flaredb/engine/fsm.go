@@ -35,7 +35,7 @@ type fsm struct {
 }
 
 var (
-	_ raft.FSM                = (*fsm)(nil)
+	_ raft.BatchingFSM        = (*fsm)(nil)
 	_ raft.ConfigurationStore = (*fsm)(nil)
 )
 
@@ -44,38 +44,75 @@ type applyResult struct {
 	cmds []cmdResult
 }
 
+// Apply applies one entry (raft calls ApplyBatch instead; Apply remains
+// for the FSM interface and is the same for a batch of one).
 func (f *fsm) Apply(l *raft.Log) any {
-	if l.Index <= f.dbIndex {
-		f.prog.advance(l.Index, l.Term)
-		return nil // already in the databases: a replay after restart
-	}
-	if err := f.failure(); err != nil {
-		return err
-	}
-	cmds, err := decodeBatch(l.Data)
-	if err != nil {
-		// Only the leader encodes, so every replica fails the same way.
-		f.log.Error("undecodable log entry", "index", l.Index, "err", err)
-		f.prog.advance(l.Index, l.Term)
-		return fmt.Errorf("decode entry %d: %w", l.Index, err)
-	}
-	res, err := f.applyBatch(l.Index, cmds)
-	if err != nil {
-		f.fail(fmt.Errorf("%w: entry %d: %w", ErrNodeFailed, l.Index, err))
-		return f.failure()
-	}
-	f.dbIndex = l.Index
-	f.entries.Add(1)
-	f.commands.Add(uint64(len(cmds)))
-	f.prog.advance(l.Index, l.Term)
-	return &applyResult{cmds: res}
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// applyBatch applies one entry: one transaction per database it touches,
-// the platform database's last (it records the entry even when untouched).
-// A database that already holds the entry (a crash between two of them)
-// is skipped. A returned error is a local failure.
-func (f *fsm) applyBatch(index uint64, cmds []wireCmd) ([]cmdResult, error) {
+// ApplyBatch applies the entries raft committed together: every command in
+// them goes into one transaction per database, so the per-entry cost of a
+// commit is paid once for the group. The response to each command entry
+// is its commands' results.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	last := logs[len(logs)-1]
+	defer f.prog.advance(last.Index, last.Term)
+	if err := f.failure(); err != nil {
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	var cmds []wireCmd
+	var entryOf []uint64 // each command's entry index
+	type span struct{ log, from, to int }
+	var spans []span
+	for i, l := range logs {
+		if l.Type != raft.LogCommand || l.Index <= f.dbIndex {
+			continue // membership, or already in the databases (a replay)
+		}
+		batch, err := decodeBatch(l.Data)
+		if err != nil {
+			// Only the leader encodes, so every replica fails the same way.
+			f.log.Error("undecodable log entry", "index", l.Index, "err", err)
+			out[i] = fmt.Errorf("decode entry %d: %w", l.Index, err)
+			continue
+		}
+		spans = append(spans, span{i, len(cmds), len(cmds) + len(batch)})
+		cmds = append(cmds, batch...)
+		for range batch {
+			entryOf = append(entryOf, l.Index)
+		}
+	}
+	if len(spans) == 0 {
+		return out
+	}
+	index := logs[spans[len(spans)-1].log].Index
+	res, err := f.applyBatch(index, cmds, entryOf)
+	if err != nil {
+		f.fail(fmt.Errorf("%w: entries to %d: %w", ErrNodeFailed, index, err))
+		for _, sp := range spans {
+			out[sp.log] = f.failure()
+		}
+		return out
+	}
+	f.dbIndex = index
+	f.entries.Add(uint64(len(spans)))
+	f.commands.Add(uint64(len(cmds)))
+	for _, sp := range spans {
+		out[sp.log] = &applyResult{cmds: res[sp.from:sp.to]}
+	}
+	return out
+}
+
+// applyBatch applies commands (from entries up to index; entryOf gives
+// each one's): one transaction per database they touch, the platform
+// database's last (it records index even when untouched). A database
+// takes only the commands of entries after the last one it holds — after
+// a crash between two databases' commits, the replay may group entries
+// differently. A returned error is a local failure.
+func (f *fsm) applyBatch(index uint64, cmds []wireCmd, entryOf []uint64) ([]cmdResult, error) {
 	var order []string
 	byDB := map[string][]int{}
 	for i, c := range cmds {
@@ -91,15 +128,30 @@ func (f *fsm) applyBatch(index uint64, cmds []wireCmd) ([]cmdResult, error) {
 	order = append(order, PlatformDB)
 	out := make([]cmdResult, len(cmds))
 	for _, name := range order {
-		d, err := f.st.forWrite(name)
+		d, created, err := f.st.forWrite(name)
 		if err != nil {
 			return nil, err
 		}
 		if d.index >= index {
 			continue
 		}
-		if err := d.apply(index, cmds, byDB[name], out); err != nil {
+		var pos []int
+		for _, i := range byDB[name] {
+			if entryOf[i] > d.index {
+				pos = append(pos, i)
+			}
+		}
+		if err := d.apply(index, cmds, pos, out); err != nil {
 			return nil, fmt.Errorf("database %q: %w", name, err)
+		}
+		if created && name != PlatformDB {
+			empty, err := d.empty()
+			if err == nil && empty {
+				err = f.st.drop(d)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("database %q: %w", name, err)
+			}
 		}
 	}
 	return out, nil

@@ -43,14 +43,25 @@ func (n *Node) QueryAll(ctx context.Context, db string, c Consistency, stmts []S
 	}
 	if len(stmts) == 1 {
 		var out *Rows
-		err := n.st.read(db, false, func(q *sql.DB) (err error) {
-			out, err = query(ctx, q, stmts[0])
+		err := n.st.read(db, false, func(q *sql.DB, d *database) (err error) {
+			if d == nil {
+				out, err = query(ctx, q, stmts[0])
+				return err
+			}
+			ps, cached, err := d.readStmt(ctx, stmts[0].SQL)
+			if err != nil {
+				return readErr(err)
+			}
+			if !cached {
+				defer ps.Close()
+			}
+			out, err = query(ctx, stmtQuerier{ps}, stmts[0])
 			return err
 		})
 		return []*Rows{out}, n.readFail(err)
 	}
 	var out []*Rows
-	err := n.st.read(db, true, func(q *sql.DB) error {
+	err := n.st.read(db, true, func(q *sql.DB, _ *database) error {
 		tx, err := q.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return err
@@ -152,9 +163,17 @@ func (n *Node) waitErr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", ErrNoLeader, err)
 }
 
-// querier is a read pool or a read transaction.
+// querier is a read pool, a read transaction or a prepared statement.
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// stmtQuerier runs its prepared statement, whatever text it is given (the
+// statement's own).
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (s stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, args...)
 }
 
 func query(ctx context.Context, q querier, st Statement) (*Rows, error) {
@@ -205,8 +224,13 @@ func scanRows(rows *sql.Rows) (*Rows, error) {
 		for i, v := range row {
 			// The driver parses TEXT in DATE/DATETIME/TIMESTAMP columns;
 			// hand back text, as stored by SQLite's own date functions.
-			if t, ok := v.(time.Time); ok {
-				row[i] = t.UTC().Format("2006-01-02 15:04:05.999999999")
+			switch x := v.(type) {
+			case time.Time:
+				row[i] = x.UTC().Format("2006-01-02 15:04:05.999999999")
+			case []byte:
+				if x == nil {
+					row[i] = []byte{} // an empty blob, not NULL
+				}
 			}
 		}
 		out.Rows = append(out.Rows, row)
@@ -240,7 +264,7 @@ func readErr(err error) error {
 // NodeHTTPAddr is the HTTP address node id published when it last led.
 func (n *Node) NodeHTTPAddr(ctx context.Context, id string) (string, bool) {
 	var addr string
-	err := n.st.read(PlatformDB, true, func(q *sql.DB) error {
+	err := n.st.read(PlatformDB, true, func(q *sql.DB, _ *database) error {
 		return q.QueryRowContext(ctx, `SELECT http_addr FROM `+nodesTable+` WHERE id = ?`, id).Scan(&addr)
 	})
 	return addr, err == nil && addr != ""
@@ -257,7 +281,7 @@ func (n *Node) Digest(ctx context.Context) (string, error) {
 	h := sha256.New()
 	for _, db := range n.st.names() {
 		hashValue(h, db)
-		err := n.st.read(db, true, func(q *sql.DB) error { return digestDB(ctx, q, h) })
+		err := n.st.read(db, true, func(q *sql.DB, _ *database) error { return digestDB(ctx, q, h) })
 		if err != nil {
 			return "", n.readFail(fmt.Errorf("database %q: %w", db, err))
 		}
@@ -276,7 +300,7 @@ func digestDB(ctx context.Context, q *sql.DB, h hash.Hash) error {
 		rowid bool
 	}
 	var tables []table
-	rows, err := tx.QueryContext(ctx, `SELECT s.name, s.sql, t.wr FROM sqlite_schema s
+	rows, err := tx.QueryContext(ctx, `SELECT s.name, s.sql, CASE WHEN t.type = 'table' THEN t.wr END FROM sqlite_schema s
 		LEFT JOIN pragma_table_list t ON t.schema = 'main' AND t.name = s.name
 		WHERE s.name NOT LIKE 'sqlite_%' AND s.name != ? ORDER BY s.type, s.name`, metaTable)
 	if err != nil {

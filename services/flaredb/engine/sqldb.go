@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,74 @@ type database struct {
 	// user switches the writer's authorizer to the policy for replicated
 	// user statements; the engine's own statements run with it off.
 	user atomic.Bool
+
+	// Prepared statements by SQL text: the writer's (FSM goroutine only;
+	// keyed by policy too, since the authorizer runs when a statement is
+	// prepared) and the user read pool's.
+	wstmts stmtCache
+	rstmts sync.Map // string → *sql.Stmt
+	nr     atomic.Int32
+}
+
+// stmtCache holds up to maxCachedStmts prepared statements; when full it
+// is emptied, which is simple and, for the few statement shapes an
+// application repeats, rare.
+type stmtCache map[stmtKey]*sql.Stmt
+
+type stmtKey struct {
+	sys bool
+	sql string
+}
+
+const maxCachedStmts = 256
+
+// writerStmt returns the writer's prepared statement for sql.
+func (d *database) writerStmt(ctx context.Context, sys bool, q string) (*sql.Stmt, error) {
+	k := stmtKey{sys, q}
+	if st, ok := d.wstmts[k]; ok {
+		return st, nil
+	}
+	st, err := d.w.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.wstmts) >= maxCachedStmts {
+		d.closeWriterStmts()
+	}
+	if d.wstmts == nil {
+		d.wstmts = stmtCache{}
+	}
+	d.wstmts[k] = st
+	return st, nil
+}
+
+func (d *database) closeWriterStmts() {
+	for k, st := range d.wstmts {
+		st.Close()
+		delete(d.wstmts, k)
+	}
+}
+
+// readStmt returns the read pool's prepared statement for q (prepared on
+// each pooled connection as it is used); cached is false when the cache
+// is full, and the caller then closes it.
+func (d *database) readStmt(ctx context.Context, q string) (st *sql.Stmt, cached bool, err error) {
+	if st, ok := d.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), true, nil
+	}
+	st, err = d.rdb.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	if d.nr.Load() >= maxCachedStmts {
+		return st, false, nil
+	}
+	if prev, loaded := d.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), true, nil
+	}
+	d.nr.Add(1)
+	return st, true, nil
 }
 
 func openDatabase(name, path string) (*database, error) {
@@ -92,7 +161,7 @@ func openDatabase(name, path string) (*database, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	rc, err := sqlite.NewConnector("file:" + path + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	rc, err := sqlite.NewConnector("file:" + path + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
 	if err != nil {
 		w.Close()
 		wdb.Close()
@@ -115,6 +184,8 @@ func readPools(rc driver.Connector) (user, engine *sql.DB) {
 }
 
 func (d *database) close() error {
+	d.closeWriterStmts()
+	d.rstmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	return errors.Join(d.rdb.Close(), d.idb.Close(), d.w.Close(), d.wdb.Close())
 }
 
@@ -202,6 +273,17 @@ func (d *database) writeAuth(action sqlite.AuthorizerActionCode, a1, a2, _, _ st
 	return sqlite.AuthorizerOK
 }
 
+// Pragmas a read may run: checks (whatever their argument) and settings
+// read without a value. None changes the database or the connection.
+var (
+	checkPragmas = map[string]bool{"integrity_check": true, "quick_check": true, "foreign_key_check": true}
+	readPragmas  = map[string]bool{
+		"user_version": true, "application_id": true, "foreign_keys": true, "page_count": true, "page_size": true,
+		"freelist_count": true, "encoding": true, "schema_version": true, "auto_vacuum": true, "journal_mode": true,
+		"compile_options": true, "collation_list": true,
+	}
+)
+
 // readAuth is the policy of the read pools, which must stay query-only.
 func readAuth(action sqlite.AuthorizerActionCode, a1, a2, _, _ string) sqlite.AuthorizerReturnCode {
 	switch action {
@@ -209,7 +291,7 @@ func readAuth(action sqlite.AuthorizerActionCode, a1, a2, _, _ string) sqlite.Au
 		return sqlite.AuthorizerOK
 	case sqlite.AuthPragma:
 		name := strings.ToLower(a1)
-		if infoPragmas[name] || ((name == "user_version" || name == "application_id") && a2 == "") {
+		if infoPragmas[name] || checkPragmas[name] || (readPragmas[name] && a2 == "") {
 			return sqlite.AuthorizerOK
 		}
 	}
@@ -246,8 +328,13 @@ func (d *database) apply(index uint64, cmds []wireCmd, pos []int, out []cmdResul
 
 func (d *database) tryApply(index uint64, cmds []wireCmd, pos []int, out []cmdResult, skip map[int]error) error {
 	ctx := context.Background()
+	// The engine's own statements run once or twice per command: prepared
+	// once, they cost no parsing.
 	exec := func(q string, args ...any) error {
-		_, err := d.w.ExecContext(ctx, q, args...)
+		st, err := d.writerStmt(ctx, true, q)
+		if err == nil {
+			_, err = st.ExecContext(ctx, args...)
+		}
 		return err
 	}
 	if err := exec("BEGIN IMMEDIATE"); err != nil {
@@ -316,8 +403,12 @@ func (d *database) run(ctx context.Context, c wireCmd) ([]Result, error) {
 	out := make([]Result, len(c.Stmts))
 	for j, st := range c.Stmts {
 		args := st.args()
+		ps, err := d.writerStmt(ctx, c.Sys, st.SQL)
+		if err != nil {
+			return nil, classify(j, err)
+		}
 		if st.Rows {
-			rows, err := d.w.QueryContext(ctx, st.SQL, args...)
+			rows, err := ps.QueryContext(ctx, args...)
 			if err != nil {
 				return nil, classify(j, err)
 			}
@@ -328,7 +419,7 @@ func (d *database) run(ctx context.Context, c wireCmd) ([]Result, error) {
 			out[j].Rows = r
 			continue
 		}
-		res, err := d.w.ExecContext(ctx, st.SQL, args...)
+		res, err := ps.ExecContext(ctx, args...)
 		if err == nil {
 			out[j].RowsAffected, err = res.RowsAffected()
 		}
@@ -355,6 +446,16 @@ func classify(stmt int, err error) error {
 	// Raised by database/sql or the driver before SQLite ran (argument
 	// conversion, parameter count): a function of the input alone.
 	return &SQLError{Statement: stmt, Message: err.Error()}
+}
+
+// empty reports whether the database holds nothing of its users': no
+// table, index, view or trigger of theirs, no KV pair.
+func (d *database) empty() (bool, error) {
+	var n int
+	err := d.w.QueryRowContext(context.Background(), `SELECT EXISTS (SELECT 1 FROM sqlite_schema
+		WHERE name NOT LIKE '\_flaredb\_%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\')
+		OR EXISTS (SELECT 1 FROM `+KVTable+`)`).Scan(&n)
+	return n == 0, err
 }
 
 func (d *database) metaIndex() (uint64, error) {

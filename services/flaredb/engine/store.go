@@ -88,8 +88,8 @@ type store struct {
 	dbs map[string]*database
 	// missing answers reads of a database no write has created yet: an
 	// empty in-memory one with the engine's schema.
-	missing *sql.DB
-	seq     atomic.Uint64
+	missing, missingTx *sql.DB
+	seq                atomic.Uint64
 }
 
 func openStore(root string, fresh bool) (*store, error) {
@@ -130,6 +130,9 @@ func openStore(root string, fresh bool) (*store, error) {
 		return nil, err
 	}
 	if s.missing, err = openMissing(); err != nil {
+		return nil, err
+	}
+	if s.missingTx, err = openMissingTx(); err != nil {
 		return nil, err
 	}
 	if err := s.openAll(); err != nil {
@@ -210,6 +213,18 @@ func openMissing() (*sql.DB, error) {
 	return db, nil
 }
 
+// openMissingTx is openMissing for the engine's reads, which open
+// transactions (several statements read one state).
+func openMissingTx() (*sql.DB, error) {
+	c, err := sqlite.NewConnector("file::memory:")
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(readConnector{Connector: c, init: schema, allowTx: true})
+	db.SetMaxOpenConns(2)
+	return db, nil
+}
+
 // platform returns the platform database, which always exists.
 func (s *store) platform() *database {
 	s.mu.RLock()
@@ -217,32 +232,43 @@ func (s *store) platform() *database {
 	return s.dbs[PlatformDB]
 }
 
-// forWrite returns name's database, creating its file on first use. Only
-// the FSM goroutine calls it.
-func (s *store) forWrite(name string) (*database, error) {
+// forWrite returns name's database, creating its file on first use
+// (created reports that). Only the FSM goroutine calls it.
+func (s *store) forWrite(name string) (d *database, created bool, err error) {
 	s.mu.RLock()
-	d := s.dbs[name]
+	d = s.dbs[name]
 	s.mu.RUnlock()
 	if d != nil {
-		return d, nil
+		return d, false, nil
 	}
-	d, err := openDatabase(name, filepath.Join(s.genDir(s.gen), fileOf(name)))
+	d, err = openDatabase(name, filepath.Join(s.genDir(s.gen), fileOf(name)))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := syncDir(s.genDir(s.gen)); err != nil {
 		d.close()
-		return nil, err
+		return nil, false, err
 	}
 	s.mu.Lock()
 	s.dbs[name] = d
 	s.mu.Unlock()
-	return d, nil
+	return d, true, nil
 }
 
-// read runs f on name's read pool (the empty one if name has no file yet)
-// under the read lock; engine chooses the pool that allows transactions.
-func (s *store) read(name string, engine bool, f func(db *sql.DB) error) error {
+// drop removes a database that an entry created but left empty (its
+// commands failed or changed nothing), as every replica does for the same
+// entry: a write that changed nothing must not leave a database behind.
+func (s *store) drop(d *database) error {
+	s.mu.Lock()
+	delete(s.dbs, d.name)
+	s.mu.Unlock()
+	return errors.Join(d.close(), removeDB(d.path), syncDir(filepath.Dir(d.path)))
+}
+
+// read runs f on name's read pool (the empty one if name has no file yet,
+// d nil then) under the read lock; engine chooses the pool that allows
+// transactions.
+func (s *store) read(name string, engine bool, f func(db *sql.DB, d *database) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.dbs == nil {
@@ -250,12 +276,14 @@ func (s *store) read(name string, engine bool, f func(db *sql.DB) error) error {
 	}
 	d := s.dbs[name]
 	switch {
+	case d == nil && engine:
+		return f(s.missingTx, nil)
 	case d == nil:
-		return f(s.missing)
+		return f(s.missing, nil)
 	case engine:
-		return f(d.idb)
+		return f(d.idb, d)
 	}
-	return f(d.rdb)
+	return f(d.rdb, d)
 }
 
 // names lists the databases that exist, sorted.
@@ -285,8 +313,8 @@ func (s *store) close() error {
 	defer s.mu.Unlock()
 	err := s.closeDBs()
 	if s.missing != nil {
-		err = errors.Join(err, s.missing.Close())
-		s.missing = nil
+		err = errors.Join(err, s.missing.Close(), s.missingTx.Close())
+		s.missing, s.missingTx = nil, nil
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package sqlcheck
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -37,6 +38,11 @@ type Info struct {
 	NeedsRewrite bool
 	// Returning reports a write with a RETURNING clause: it answers rows.
 	Returning bool
+	// ParamCount is how many values the statement binds (SQLite's
+	// sqlite3_bind_parameter_count: the largest index any parameter takes)
+	// and ParamNames its named parameters, without their prefix.
+	ParamCount int
+	ParamNames []string
 }
 
 // Check classifies one statement (a trailing ';' is allowed) and refuses it
@@ -89,10 +95,37 @@ func analyze(stmt string) (*analysis, error) {
 	sort.Strings(a.info.Functions)
 	a.info.NeedsRewrite = err == nil && len(a.edits) > 0
 	a.info.Returning = a.info.Kind == Write && a.returning()
+	a.info.ParamCount, a.info.ParamNames = a.params()
 	if err != nil {
 		a.edits = nil
 	}
 	return a, err
+}
+
+// params numbers the parameters as SQLite does: "?" takes the next index,
+// "?NNN" index NNN, and a name the next index the first time it appears.
+func (a *analysis) params() (int, []string) {
+	n := 0
+	var names []string
+	seen := map[string]bool{}
+	for _, t := range a.sig {
+		if t.Kind != Param {
+			continue
+		}
+		switch {
+		case t.Text == "?":
+			n++
+		case t.Text[0] == '?':
+			if i, err := strconv.Atoi(t.Text[1:]); err == nil {
+				n = max(n, i)
+			}
+		case !seen[t.Text]:
+			seen[t.Text] = true
+			n++
+			names = append(names, t.Text[1:])
+		}
+	}
+	return n, names
 }
 
 // returning finds a RETURNING clause: the keyword outside parentheses of

@@ -3,6 +3,7 @@ package sqlcheck
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -203,6 +204,30 @@ func TestReturning(t *testing.T) {
 		}
 		if info.Returning != want {
 			t.Errorf("%s: Returning %v, want %v", q, info.Returning, want)
+		}
+	}
+}
+
+func TestParams(t *testing.T) {
+	for q, want := range map[string]struct {
+		n     int
+		names []string
+	}{
+		"SELECT 1":                          {0, nil},
+		"SELECT ?, ?":                       {2, nil},
+		"SELECT ?5":                         {5, nil},
+		"SELECT ?2, ?":                      {3, nil},
+		"SELECT :a, @b, $c, :a":             {3, []string{"a", "b", "c"}},
+		"SELECT ?, :a, ?":                   {3, []string{"a"}},
+		"SELECT '?' || \"?\" -- ?\n, ?":     {1, nil},
+		"INSERT INTO t VALUES (?1, ?1, ?2)": {2, nil},
+	} {
+		info, err := Check(q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if info.ParamCount != want.n || !slices.Equal(info.ParamNames, want.names) {
+			t.Errorf("%s: %d %q, want %d %q", q, info.ParamCount, info.ParamNames, want.n, want.names)
 		}
 	}
 }
