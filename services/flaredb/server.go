@@ -81,10 +81,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			_ = s.Stop(context.Background())
 		}
 	}()
-	advertise := s.cfg.HTTPAdvertise
-	if advertise == "" {
-		advertise = advertisable(s.http.Addr())
-	}
+	advertise := s.advertised()
 	s.node, err = engine.Open(engine.Config{
 		DataDir: s.cfg.DataDir, NodeID: s.cfg.NodeID,
 		RaftBind: s.cfg.RaftAddr, RaftAdvertise: s.cfg.RaftAdvertise,
@@ -122,6 +119,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 func servers(n *engine.Node) int {
 	ss, _ := n.Servers()
 	return len(ss)
+}
+
+// advertised is the REST address other nodes (and the registry) use.
+func (s *Server) advertised() string {
+	if s.cfg.HTTPAdvertise != "" {
+		return s.cfg.HTTPAdvertise
+	}
+	return advertisable(s.http.Addr())
 }
 
 // serveHTTP answers 503 until the engine is open.
