@@ -1,6 +1,7 @@
 package flaredb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -181,7 +182,9 @@ func sqlNeedsLeader(r *http.Request, body []byte) bool {
 	var req struct {
 		Consistency string `json:"consistency"`
 	}
-	_ = json.Unmarshal(body, &req)
+	if bytes.Contains(body, []byte(`"consistency"`)) { // else not worth decoding twice
+		_ = json.Unmarshal(body, &req)
+	}
 	c := req.Consistency
 	if q, err := parseQuery(r.URL.RawQuery); err == nil && q.Get("consistency") != "" {
 		c = q.Get("consistency")
