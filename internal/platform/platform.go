@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/photoncloud/photon/internal/buildinfo"
 	"github.com/photoncloud/photon/internal/lifecycle"
 	"github.com/photoncloud/photon/internal/registry"
+	"github.com/photoncloud/photon/internal/rest"
 	"github.com/photoncloud/photon/services/chainfire"
 	"github.com/photoncloud/photon/services/creditservice"
 	"github.com/photoncloud/photon/services/flaredb"
@@ -91,10 +91,10 @@ func New(cfg Config) (*Stack, error) {
 	cfg.PrismNET.Defaults()
 	cfg.PlasmaVMC.Version = buildinfo.Version
 	if cfg.PlasmaVMC.CreditServiceURL == "" {
-		cfg.PlasmaVMC.CreditServiceURL = "http://" + advertisable(cfg.CreditService.HTTPAddr)
+		cfg.PlasmaVMC.CreditServiceURL = "http://" + rest.Reachable(cfg.CreditService.HTTPAddr)
 	}
 	if cfg.PlasmaVMC.PrismNETURL == "" {
-		cfg.PlasmaVMC.PrismNETURL = "http://" + advertisable(cfg.PrismNET.HTTPAddr)
+		cfg.PlasmaVMC.PrismNETURL = "http://" + rest.Reachable(cfg.PrismNET.HTTPAddr)
 	}
 	if cfg.PlasmaVMC.ImageDir == "" {
 		cfg.PlasmaVMC.ImageDir = filepath.Join(abs, "plasmavmc", "images")
@@ -129,7 +129,7 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	cfg.ChainFire.AuthMode = string(mode)
-	cfg.ChainFire.IAMURL = "http://" + advertisable(cfg.IAM.HTTPAddr)
+	cfg.ChainFire.IAMURL = "http://" + rest.Reachable(cfg.IAM.HTTPAddr)
 	cf, err := chainfire.New(cfg.ChainFire)
 	if err != nil {
 		return nil, fmt.Errorf("chainfire: %w", err)
@@ -315,17 +315,4 @@ func (s *Stack) PrintEndpoints(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "data dir: %s\n", s.cfg.DataDir)
 	fmt.Fprintf(w, "auth: %s mode; admin token in %s\n", s.ChainFire.Auth().Mode(), s.cfg.IAM.AdminTokenPath)
-}
-
-// advertisable replaces a wildcard listen host with loopback, for URLs the
-// process uses to reach itself.
-func advertisable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -84,3 +84,17 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	return err
 }
+
+// Reachable is the address this machine dials to reach a listener on
+// addr: a wildcard host ("", 0.0.0.0, ::) becomes loopback. Services use
+// it for URLs to themselves and for addresses they advertise by default.
+func Reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/photoncloud/photon/internal/auth"
+	"github.com/photoncloud/photon/internal/rest"
 )
 
 // Config is one ChainFire node. The zero values of the optional fields are
@@ -67,10 +68,10 @@ func (c *Config) Defaults() {
 		c.PeerAddr = "127.0.0.1:2380"
 	}
 	if c.AdvertisePeerURL == "" {
-		c.AdvertisePeerURL = "http://" + advertisable(c.PeerAddr)
+		c.AdvertisePeerURL = "http://" + rest.Reachable(c.PeerAddr)
 	}
 	if c.AdvertiseClientURL == "" {
-		c.AdvertiseClientURL = "http://" + advertisable(c.GRPCAddr)
+		c.AdvertiseClientURL = "http://" + rest.Reachable(c.GRPCAddr)
 	}
 	if c.InitialCluster == "" {
 		c.InitialCluster = MemberName(c.NodeID) + "=" + c.AdvertisePeerURL
@@ -120,18 +121,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--initial-cluster %q does not name this node (%s)", c.InitialCluster, MemberName(c.NodeID))
 	}
 	return nil
-}
-
-// advertisable replaces a wildcard listen host with loopback.
-func advertisable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // MemberName is the etcd member name of node id.

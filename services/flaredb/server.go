@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -126,7 +125,7 @@ func (s *Server) advertised() string {
 	if s.cfg.HTTPAdvertise != "" {
 		return s.cfg.HTTPAdvertise
 	}
-	return advertisable(s.http.Addr())
+	return rest.Reachable(s.http.Addr())
 }
 
 // serveHTTP answers 503 until the engine is open.
@@ -202,17 +201,4 @@ func (s *Server) joinLoop() {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// advertisable replaces a wildcard listen host with loopback, so the
-// address a leader publishes can be dialled on this machine.
-func advertisable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

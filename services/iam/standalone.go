@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -12,6 +11,7 @@ import (
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/auth/token"
+	"github.com/photoncloud/photon/internal/rest"
 )
 
 // Standalone is IAM on its own (`photon serve iam`): a replica over a
@@ -61,7 +61,7 @@ func (s *Standalone) Start(ctx context.Context) error {
 	}
 	// Tokens are checked as every service checks them: against the JWKS,
 	// here this replica's own.
-	keys := token.NewRemoteKeys("http://"+selfAddr(s.cfg.HTTPAddr)+"/api/v1/auth/jwks", nil)
+	keys := token.NewRemoteKeys("http://"+rest.Reachable(s.cfg.HTTPAddr)+"/api/v1/auth/jwks", nil)
 	authn := auth.New(mode, token.NewVerifier(keys), s.cache)
 	s.server, err = New(s.cfg, func() Deps { return Deps{Client: cli, Auth: authn} })
 	if err == nil {
@@ -90,15 +90,3 @@ func (s *Standalone) HTTPAddr() string { return s.server.HTTPAddr() }
 
 // Mode is the auth mode the replica runs in.
 func (s *Standalone) Mode() auth.Mode { m, _ := auth.ResolveMode(s.authMode, s.cfg.HTTPAddr); return m }
-
-// selfAddr is a listen address as the process itself dials it.
-func selfAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
