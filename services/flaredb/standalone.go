@@ -13,7 +13,6 @@ import (
 	"github.com/photoncloud/photon/internal/auth"
 	"github.com/photoncloud/photon/internal/auth/policy"
 	"github.com/photoncloud/photon/internal/auth/token"
-	"github.com/photoncloud/photon/internal/registry"
 )
 
 // Standalone is one FlareDB node on its own (`photon serve flaredb`).
@@ -30,7 +29,6 @@ type Standalone struct {
 	cli    *clientv3.Client
 	cache  *policy.Cache
 	server *Server
-	reg    *registry.Announcer // in ChainFire's registry, so NightLight scrapes it
 }
 
 // NewStandalone returns a node; endpoints and iamURL may both be empty.
@@ -74,16 +72,6 @@ func (s *Standalone) Start(ctx context.Context) error {
 	if err == nil {
 		err = s.server.Start(ctx)
 	}
-	if err == nil && s.cli != nil {
-		srv := s.server
-		s.reg = registry.Announce("flaredb", func() *clientv3.Client { return s.cli }, func() registry.Entry {
-			return registry.Entry{Service: "flaredb", Node: s.cfg.NodeID, HTTP: srv.advertised(), GRPC: srv.RaftAddr(), Version: s.cfg.Version}
-		})
-		if err = s.reg.Start(ctx); err != nil {
-			s.reg = nil
-			_ = s.server.Stop(context.Background())
-		}
-	}
 	if err != nil {
 		s.closeIAM(context.Background())
 		return err
@@ -100,11 +88,8 @@ func (s *Standalone) closeIAM(ctx context.Context) {
 	}
 }
 
-// Stop leaves the registry, stops the node, then the IAM cache.
+// Stop stops the node, then the IAM cache.
 func (s *Standalone) Stop(ctx context.Context) error {
-	if s.reg != nil {
-		_ = s.reg.Stop(ctx)
-	}
 	err := s.server.Stop(ctx)
 	s.closeIAM(ctx)
 	return err
